@@ -1,0 +1,33 @@
+//! ringcast: a Server-Sent Events server on a thread-per-core io_uring runtime.
+//!
+//! The data flow, and the module that owns each arrow:
+//!
+//! ```text
+//!  accept ──► conn::handshake ──► http::parse ──► route
+//!                                                   │
+//!     GET /events ──► conn::subscribe ──► broadcast::history (replay) ──► broadcast::hub
+//!                                                                              │
+//!     POST /publish ─► conn::publish ──► broadcast::frame (encode once)        │
+//!                        ──► broadcast::sequencer (id + history + inboxes)     │
+//!                        ──► broadcast::inbox ──► worker (drain) ──────────────┤
+//!                                                                              ▼
+//!                                              stream (coalesced writes on the worker's ring)
+//!
+//!  timer::wheel: heartbeats, handshake timeouts, slow-reader and lifetime eviction
+//! ```
+//!
+//! In request order:
+//! - [`config`]: every tunable, built once in `main.rs` and passed down.
+//! - [`sys`]: the few raw system calls (rlimits, socket options); all `unsafe` lives here
+//!   or in [`stream`]'s ring code.
+//! - [`server`]: starts one worker per core, handles signals and the shutdown drain.
+//! - [`accept`]: one SO_REUSEPORT listener per worker; the connection limit.
+//! - [`http`]: the hand-rolled request-head parser, body decoding, responses.
+//! - [`conn`]: a connection's slab entry, the handshake, and the two endpoints.
+//! - [`broadcast`]: frames, ids, history, cross-worker inboxes, per-worker topic hub.
+//! - [`stream`]: the subscriber data plane: writes and peer-close watches on io_uring.
+//! - [`timer`]: the per-worker timing wheel.
+//! - [`worker`]: the per-worker event loop that ties the stages together.
+
+pub mod http;
+pub mod timer;
