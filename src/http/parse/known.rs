@@ -55,11 +55,15 @@ impl<'a> KnownHeaders<'a> {
         }
     }
 
-    /// The checks that need the whole head: HTTP/1.1 requires Host (RFC 9112 §3.2).
+    /// The checks that need the whole head: HTTP/1.1 requires Host (RFC 9112 §3.2), and
+    /// Transfer-Encoding in an HTTP/1.0 request means its framing is faulty (§6.1).
     #[inline]
     pub fn finish(&self, minor_version: u8) -> Result<(), ParseError> {
         if minor_version == 1 && self.host.is_none() {
             return Err(ParseError::MissingHost);
+        }
+        if minor_version == 0 && self.chunked {
+            return Err(ParseError::TransferEncoding);
         }
         Ok(())
     }
