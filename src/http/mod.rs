@@ -8,6 +8,8 @@
 pub mod body;
 mod cursor;
 pub mod parse;
+pub mod query;
+pub mod response;
 mod token;
 
 pub use body::{BodyError, ChunkedDecoder, Decoded};
