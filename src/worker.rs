@@ -98,7 +98,6 @@ impl Clock {
 /// What wakes a parked loop besides its inbox and its timer: the data plane's doorbell
 /// (rung by the doorbell task), and work queued by a connection task (a new stream to
 /// flush, a deadline earlier than the loop's sleep).
-#[derive(Default)]
 pub struct Wake {
     rung: Cell<bool>,
     kicked: Cell<bool>,
@@ -106,6 +105,19 @@ pub struct Wake {
     sleeping_until: Cell<u64>,
     loop_waker: RefCell<Option<Waker>>,
     bell_waker: RefCell<Option<Waker>>,
+}
+
+impl Default for Wake {
+    fn default() -> Self {
+        Wake {
+            rung: Cell::new(false),
+            kicked: Cell::new(false),
+            // Until its first turn the loop sleeps with no deadline at all.
+            sleeping_until: Cell::new(u64::MAX),
+            loop_waker: RefCell::new(None),
+            bell_waker: RefCell::new(None),
+        }
+    }
 }
 
 impl Wake {
