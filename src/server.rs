@@ -72,6 +72,7 @@ impl Server {
     /// Binds every worker's listener and starts the workers.
     pub fn start(config: Config) -> io::Result<Server> {
         let nofile = sys::raise_nofile_limit().unwrap_or(1024);
+        sys::return_freed_memory_promptly();
         let workers = match config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -244,6 +245,8 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
             drain: None,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1),
             wake: Rc::new(Wake::default()),
+            housekept: std::time::Instant::now(),
+            busy: false,
             shared,
         }));
         monoio::spawn(worker::doorbell(doorbell, worker.clone()));

@@ -20,6 +20,9 @@ use crate::server::Shared;
 use crate::stream::plane::{Completion, Plane};
 use crate::timer::wheel::Wheel;
 
+/// How often a busy worker expires history by age.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
 pub struct Worker {
     pub index: usize,
     pub shared: Arc<Shared>,
@@ -44,6 +47,9 @@ pub struct Worker {
     pub rng: u64,
     /// Wakes this worker's loop from its connection tasks.
     pub wake: Rc<Wake>,
+    /// When housekeeping last ran, and whether any turn ran since.
+    pub housekept: Instant,
+    pub busy: bool,
     /// The listener's descriptor, shut down to stop accepting when draining.
     pub listener_fd: std::os::fd::RawFd,
 }
@@ -51,6 +57,19 @@ pub struct Worker {
 impl Worker {
     pub fn stats(&self) -> &WorkerStats {
         &self.shared.stats[self.index]
+    }
+
+    /// Runs at most once per [`HOUSEKEEPING`] period, and only after a busy turn.
+    fn housekeeping(&mut self) {
+        self.busy = true;
+        if self.housekept.elapsed() < HOUSEKEEPING {
+            return;
+        }
+        if self.index == 0 {
+            self.shared.sequencer.expire();
+        }
+        self.housekept = Instant::now();
+        self.busy = false;
     }
 
     /// Publish-to-write latency of the batches whose writes this turn submitted.
@@ -204,11 +223,13 @@ pub async fn run(worker: Rc<RefCell<Worker>>) {
         w.expire_timers();
         // 5. Start every pending write: one system call for the whole turn.
         w.flush();
+        // 6. About once a second: expire history by age.
+        w.housekeeping();
         w.observe_latency();
         if w.finished() {
             return;
         }
-        // 6. Completions that arrived during the turn (inline ones from the flush among
+        // 7. Completions that arrived during the turn (inline ones from the flush among
         //    them) need another turn; later ones ring the doorbell.
         if w.plane.unmute() {
             wake.kick();

@@ -81,8 +81,6 @@ impl Worker {
         }
         if self.shared.is_draining() {
             self.advance_drain();
-        } else if self.index == 0 {
-            self.shared.sequencer.expire();
         }
     }
 
