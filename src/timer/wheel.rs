@@ -18,7 +18,8 @@
 //! So `d` agrees with `elapsed` above that level and its digit is ahead of `elapsed`'s
 //! (slots at or below `elapsed`'s digit are empty; slot 0 never holds a key):
 //! every key sits in a slot that starts after `elapsed`, and the lowest occupied level's
-//! first occupied slot (two `trailing_zeros`-style look-ups) holds the earliest deadlines.
+//! first occupied slot (a scan of the 11 bitmap words, then one `trailing_zeros`) holds
+//! the earliest deadlines.
 //! When time reaches a slot of level `l > 0`, its keys are re-placed relative to the new
 //! `elapsed` and land on lower levels (cascade); a level-0 slot holds a single tick, so it
 //! is due as a whole. Advancing over any idle gap touches only occupied slots: at most one
@@ -181,6 +182,11 @@ impl Wheel {
             self.advance(now);
         }
         let Some(key) = self.lists.first(EXPIRED) else {
+            debug_assert!(
+                self.len > 0 || (self.next_slot().is_none() && self.lists.is_empty(LATE)),
+                "len 0 but keys remain: occupied {:x?}",
+                self.occupied
+            );
             self.draining = false;
             return None;
         };
@@ -268,6 +274,10 @@ impl Wheel {
             self.pending_min = self.pending_min.min(self.elapsed);
             return;
         }
+        debug_assert!(
+            !self.lists.is_empty(list),
+            "level {level} slot {slot} is marked occupied but holds no key"
+        );
         while let Some(key) = self.lists.first(list) {
             self.detach(key);
             let deadline = self.lists.deadline_of(key);
@@ -322,55 +332,57 @@ fn digit(tick: u64, level: usize) -> usize {
 impl Wheel {
     /// Walks every list and checks the wheel's invariants (tests only; O(keys + slots)).
     pub(super) fn assert_invariants(&self) {
+        let seen = self.assert_slots() + self.assert_due_lists();
+        assert_eq!(seen, self.len, "keys on lists vs len");
+        assert_eq!(self.lists.count_linked(), self.len, "linked nodes vs len");
+    }
+
+    /// Each slot's bit is set iff it holds keys, and each key is in the slot its deadline
+    /// names relative to `elapsed`. Returns the number of keys in slots.
+    fn assert_slots(&self) -> usize {
         let mut seen = 0;
         for list in 0..SLOT_LISTS {
             let (level, slot) = (list / SLOTS, list % SLOTS);
             let keys = self.lists.keys(list);
             let bit = self.occupied[level] >> slot & 1 == 1;
-            assert_eq!(
-                bit,
-                !keys.is_empty(),
-                "level {level} slot {slot}: bit {bit}, {} keys",
-                keys.len()
-            );
+            let n = keys.len();
+            assert_eq!(bit, n > 0, "level {level} slot {slot}: bit {bit}, {n} keys");
             for key in keys {
-                let deadline = self.lists.deadline_of(key);
-                assert!(
-                    deadline > self.elapsed,
-                    "key {key} in level {level} slot {slot}: deadline {deadline} <= elapsed {}",
-                    self.elapsed
-                );
-                let want = (
-                    level_for(self.elapsed, deadline),
-                    digit(deadline, level_for(self.elapsed, deadline)),
-                );
+                let (deadline, elapsed) = (self.lists.deadline_of(key), self.elapsed);
+                assert!(deadline > elapsed, "key {key} in level {level} slot {slot}: deadline {deadline} <= elapsed {elapsed}");
+                let want = level_for(elapsed, deadline);
+                let home = (want, digit(deadline, want));
                 assert_eq!(
                     (level, slot),
-                    want,
-                    "key {key} deadline {deadline} elapsed {}",
-                    self.elapsed
+                    home,
+                    "key {key} deadline {deadline} elapsed {elapsed}"
                 );
-                seen += 1;
             }
+            seen += n;
         }
-        for list in [EXPIRED, LATE] {
-            for key in self.lists.keys(list) {
-                let deadline = self.lists.deadline_of(key);
-                assert!(
-                    deadline <= self.elapsed,
-                    "due key {key}: deadline {deadline} > elapsed {}",
-                    self.elapsed
-                );
-                assert!(
-                    self.pending_min <= deadline,
-                    "pending_min {} > due key {key}'s {deadline}",
-                    self.pending_min
-                );
-                seen += 1;
-            }
+        seen
+    }
+
+    /// Due keys are at or before `elapsed` and no earlier than `pending_min`. Returns
+    /// their number.
+    fn assert_due_lists(&self) -> usize {
+        let due: Vec<u32> = [EXPIRED, LATE]
+            .into_iter()
+            .flat_map(|l| self.lists.keys(l))
+            .collect();
+        for &key in &due {
+            let (deadline, elapsed, min) =
+                (self.lists.deadline_of(key), self.elapsed, self.pending_min);
+            assert!(
+                deadline <= elapsed,
+                "due key {key}: deadline {deadline} > elapsed {elapsed}"
+            );
+            assert!(
+                min <= deadline,
+                "pending_min {min} > due key {key}'s deadline {deadline}"
+            );
         }
-        assert_eq!(seen, self.len, "keys on lists vs len");
-        assert_eq!(self.lists.count_linked(), self.len, "linked nodes vs len");
+        due.len()
     }
 
     /// Bytes of per-key state allocated (tests only).
