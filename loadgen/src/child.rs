@@ -37,11 +37,12 @@ pub fn run() -> i32 {
             cp.count
         ));
     }
-    let rss_start = own_rss();
     let cpu_start = sys::own_cpu_seconds();
     let ctl = Arc::new(Control::new(cp.deadline_ns));
     let threads = cp.plan.threads.min(cp.count).max(1);
     let (progress, handles) = start_threads(&cp, &ctl, threads);
+    let rss_start = baseline_rss(&progress);
+    ctl.allow_connects();
     let cpu_at_start = follow_commands(ctl.clone(), cpu_start);
     let rss_ready = watch(&cp, &progress);
     let results: Vec<ThreadResult> = handles.into_iter().filter_map(|h| h.join().ok()).collect();
@@ -52,6 +53,15 @@ pub fn run() -> i32 {
     (r.cpu_s, r.cpu_run_s) = (cpu_end - cpu_start, cpu_run);
     send(&FromChild::Result(Box::new(r)));
     0
+}
+
+/// RSS once every runtime is up (rings, timers, threads), before any connection.
+fn baseline_rss(progress: &[Arc<Progress>]) -> u64 {
+    let give_up = sys::mono_ns() + 5_000_000_000;
+    while !progress.iter().all(|p| p.started.load(Relaxed) || p.finished.load(Relaxed)) && sys::mono_ns() < give_up {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    own_rss()
 }
 
 fn fail(msg: &str) -> i32 {

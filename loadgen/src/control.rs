@@ -24,6 +24,9 @@ pub struct Control {
     t0_ns: AtomicU64,
     drain_deadline_ns: AtomicU64,
     final_seq: OnceLock<Vec<u64>>,
+    /// Set once every thread's runtime is up and the process's baseline RSS is read,
+    /// so that "RSS per connection" holds connections only.
+    connect_go: AtomicBool,
     /// Hard deadline of the run (CLOCK_MONOTONIC ns); everything stops by then.
     pub deadline_ns: u64,
 }
@@ -35,6 +38,7 @@ impl Control {
             t0_ns: AtomicU64::new(0),
             drain_deadline_ns: AtomicU64::new(u64::MAX),
             final_seq: OnceLock::new(),
+            connect_go: AtomicBool::new(false),
             deadline_ns,
         }
     }
@@ -78,6 +82,14 @@ impl Control {
         self.final_seq.get().map(Vec::as_slice)
     }
 
+    pub fn allow_connects(&self) {
+        self.connect_go.store(true, Relaxed);
+    }
+
+    pub fn connects_allowed(&self) -> bool {
+        self.connect_go.load(Relaxed)
+    }
+
     pub fn stop(&self) {
         self.advance(Phase::Stopping);
     }
@@ -94,6 +106,8 @@ pub struct Progress {
     pub events: AtomicU64,
     /// p99 latency so far (µs).
     pub p99_us: AtomicU64,
+    /// The thread's runtime is built.
+    pub started: AtomicBool,
     pub finished: AtomicBool,
 }
 

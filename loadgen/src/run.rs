@@ -19,6 +19,8 @@ use crate::sys::{self, mono_ns};
 /// Pause between "all connected" and the first publish, so the server has registered
 /// every subscription it has answered.
 const SETTLE: Duration = Duration::from_millis(300);
+/// Publishing starts this long after `Start` is sent, so every worker knows t0 first.
+const T0_LEAD_NS: u64 = 5_000_000;
 /// Extra time, past the hard deadline, that workers get to send their results.
 const RESULT_GRACE_NS: u64 = 5_000_000_000;
 
@@ -66,41 +68,18 @@ pub fn run(plan: &Plan, quiet: bool) -> Measured {
     let mut line = Line::new(plan, quiet);
     let server_before = procfs::read(&plan.server_pids);
     let mut shards = Shards::spawn(plan, deadline);
+    // 1. Connect: until every worker is Ready (or gone, or out of time).
     let ready_by = deadline.min(start + ramp_ns(plan));
-    shards.pump(&mut line, ready_by, |s| {
-        s.ready.iter().zip(&s.gone).all(|(r, g)| *r || *g)
-    });
+    shards.pump(&mut line, ready_by, |s| s.ready.iter().zip(&s.gone).all(|(r, g)| *r || *g));
     let connected_at = mono_ns();
-    let server_connected = procfs::read(&plan.server_pids);
-    let (mut publish, mut server_run_start, mut run_end, mut t0) =
-        (None, server_connected.clone(), connected_at, connected_at);
-    let cpu_run0;
-    if plan.scenario == Scenario::Idle {
-        cpu_run0 = sys::own_cpu_seconds();
-        let hold_end = deadline.min(connected_at + plan.duration_ms * 1_000_000);
-        shards.pump(&mut line, hold_end, |s| s.gone.iter().all(|g| *g));
-        run_end = mono_ns();
-        shards.broadcast(&ToChild::Stop);
+    // 2. Hold (idle) or publish, then drain.
+    let phase = if plan.scenario == Scenario::Idle {
+        hold(plan, &mut shards, &mut line, connected_at, deadline)
     } else {
-        shards.pump(&mut line, mono_ns() + SETTLE.as_nanos() as u64, |_| false);
-        server_run_start = procfs::read(&plan.server_pids);
-        cpu_run0 = sys::own_cpu_seconds();
-        t0 = mono_ns() + 5_000_000;
-        let outcome = publish_phase(plan, &mut shards, &mut line, t0, deadline);
-        run_end = mono_ns();
-        let final_seq = outcome
-            .as_ref()
-            .map_or_else(|_| vec![0; plan.topics as usize], |o| o.final_seq.clone());
-        let drain_by = deadline.min(run_end + plan.drain_timeout_ms * 1_000_000);
-        shards.broadcast(&ToChild::Drain {
-            final_seq,
-            deadline_ns: drain_by,
-        });
-        publish = outcome.map_err(|e| shards.errors.push(e)).ok();
-    }
-    shards.pump(&mut line, deadline + RESULT_GRACE_NS, |s| {
-        s.gone.iter().all(|g| *g)
-    });
+        publish_and_drain(plan, &mut shards, &mut line, deadline)
+    };
+    // 3. Results: every worker reports once it has finished.
+    shards.pump(&mut line, deadline + RESULT_GRACE_NS, |s| s.gone.iter().all(|g| *g));
     let drain_end = mono_ns();
     let server_end = procfs::read(&plan.server_pids);
     line.finish();
@@ -109,20 +88,61 @@ pub fn run(plan: &Plan, quiet: bool) -> Measured {
     let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e9;
     Measured {
         shards: shards.results,
-        publish,
+        publish: phase.publish,
         server_before,
-        server_connected,
-        server_run_start,
+        server_connected: phase.server_connected,
+        server_run_start: phase.server_run_start,
         server_end,
-        t0_ns: t0,
-        own_cpu_run_s: own_cpu - cpu_run0,
+        t0_ns: phase.t0,
+        own_cpu_run_s: own_cpu - phase.cpu_run0,
         own_cpu_s: own_cpu - cpu0,
         connect_s: secs(start, connected_at),
-        run_s: secs(connected_at, run_end),
-        drain_s: secs(run_end, drain_end),
+        run_s: secs(phase.t0, phase.run_end),
+        drain_s: secs(phase.run_end, drain_end),
         total_s: secs(start, drain_end),
         errors: shards.errors,
     }
+}
+
+/// What the middle phase measured.
+struct PhaseFigures {
+    publish: Option<Outcome>,
+    server_connected: Reading,
+    server_run_start: Reading,
+    /// Start of the measured phase (publishing start; idle: all connected).
+    t0: u64,
+    run_end: u64,
+    cpu_run0: f64,
+}
+
+/// idle: hold the connections, read the server's memory at the end of the hold
+/// (while every connection is still open), then stop.
+fn hold(plan: &Plan, shards: &mut Shards, line: &mut Line, connected_at: u64, deadline: u64) -> PhaseFigures {
+    let server_run_start = procfs::read(&plan.server_pids);
+    let cpu_run0 = sys::own_cpu_seconds();
+    let hold_end = deadline.min(connected_at + plan.duration_ms * 1_000_000);
+    shards.pump(line, hold_end, |s| s.gone.iter().all(|g| *g));
+    let run_end = mono_ns();
+    let server_connected = procfs::read(&plan.server_pids);
+    shards.broadcast(&ToChild::Stop);
+    PhaseFigures { publish: None, server_connected, server_run_start, t0: connected_at, run_end, cpu_run0 }
+}
+
+/// fanout, reconnect, slow: settle, publish for the duration, tell the workers the
+/// last seq of each topic so they can finish as soon as everything arrived.
+fn publish_and_drain(plan: &Plan, shards: &mut Shards, line: &mut Line, deadline: u64) -> PhaseFigures {
+    let server_connected = procfs::read(&plan.server_pids);
+    shards.pump(line, mono_ns() + SETTLE.as_nanos() as u64, |_| false);
+    let server_run_start = procfs::read(&plan.server_pids);
+    let cpu_run0 = sys::own_cpu_seconds();
+    let t0 = mono_ns() + T0_LEAD_NS;
+    let outcome = publish_phase(plan, shards, line, t0, deadline);
+    let run_end = mono_ns();
+    let final_seq = outcome.as_ref().map_or_else(|_| vec![0; plan.topics as usize], |o| o.final_seq.clone());
+    let drain_by = deadline.min(run_end + plan.drain_timeout_ms * 1_000_000);
+    shards.broadcast(&ToChild::Drain { final_seq, deadline_ns: drain_by });
+    let publish = outcome.map_err(|e| shards.errors.push(e)).ok();
+    PhaseFigures { publish, server_connected, server_run_start, t0, run_end, cpu_run0 }
 }
 
 /// Time allowed for every first connect: the ramp at the connect rate, the connect

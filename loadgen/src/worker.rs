@@ -90,13 +90,13 @@ pub fn run_thread(
             return ThreadResult::failed(format!("cannot start a runtime: {e}"));
         }
     };
-    let result = rt.block_on(async move {
+    rt.block_on(async move {
         let w = Rc::new(Worker::new(plan, ctl, progress, &share));
+        w.progress.started.store(true, Relaxed);
         monoio::spawn(connector(w.clone()));
         control(&w).await;
         w.finish()
-    });
-    result
+    })
 }
 
 impl ThreadResult {
@@ -160,6 +160,9 @@ impl Worker {
 /// Starts subscriber tasks at the thread's rate, with a bounded number in flight.
 async fn connector(w: Rc<Worker>) {
     let n = w.subs.borrow().len();
+    while !w.ctl.connects_allowed() && !w.stopping.get() {
+        monoio::time::sleep(CONNECT_TICK).await;
+    }
     let start = mono_ns();
     let mut next = 0;
     while next < n && !w.stopping.get() {
