@@ -58,7 +58,11 @@ pub fn run() -> i32 {
 /// RSS once every runtime is up (rings, timers, threads), before any connection.
 fn baseline_rss(progress: &[Arc<Progress>]) -> u64 {
     let give_up = sys::mono_ns() + 5_000_000_000;
-    while !progress.iter().all(|p| p.started.load(Relaxed) || p.finished.load(Relaxed)) && sys::mono_ns() < give_up {
+    while !progress
+        .iter()
+        .all(|p| p.started.load(Relaxed) || p.finished.load(Relaxed))
+        && sys::mono_ns() < give_up
+    {
         std::thread::sleep(Duration::from_millis(1));
     }
     own_rss()

@@ -258,8 +258,7 @@ fn complete(acc: &mut Vec<u8>, eof: bool) -> Result<Option<(u16, bool)>, String>
         Body::Chunked => {
             let mut copy = body.to_vec();
             let mut d = response::Dechunker::new();
-            d.decode(&mut copy)
-                .map_err(|()| "bad_response".to_owned())?;
+            d.decode(&mut copy).map_err(|_| "bad_response".to_owned())?;
             d.is_done().then_some((acc.len(), false))
         }
         Body::UntilClose => eof.then_some((acc.len(), false)),

@@ -161,6 +161,10 @@ enum Chunk {
 /// Chunk sizes above this are treated as a framing error (a guard against garbage).
 const MAX_CHUNK_BYTES: u64 = 1 << 40;
 
+/// Chunked framing that is not valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FramingError;
+
 /// Removes chunked framing in place, one read at a time; keeps its state between reads
 /// so a chunk header may be split anywhere.
 #[derive(Debug, Clone)]
@@ -191,8 +195,7 @@ impl Dechunker {
     }
 
     /// Decodes `buf` in place; returns how many payload bytes now sit at its front.
-    /// `Err(())` is a framing error.
-    pub fn decode(&mut self, buf: &mut [u8]) -> Result<usize, ()> {
+    pub fn decode(&mut self, buf: &mut [u8]) -> Result<usize, FramingError> {
         let (mut read, mut write) = (0, 0);
         while read < buf.len() {
             if self.state == Chunk::Data {
@@ -212,14 +215,14 @@ impl Dechunker {
     }
 
     /// Advances over one framing byte (everything but chunk data).
-    fn step(&mut self, b: u8) -> Result<(), ()> {
+    fn step(&mut self, b: u8) -> Result<(), FramingError> {
         match (self.state, b) {
             (Chunk::Size, b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F') => {
                 let digit = (b as char).to_digit(16).unwrap_or(0) as u64;
                 self.remaining = self.remaining * 16 + digit;
                 self.saw_digit = true;
                 if self.remaining > MAX_CHUNK_BYTES {
-                    return Err(());
+                    return Err(FramingError);
                 }
             }
             (Chunk::Size, b';' | b' ' | b'\t') if self.saw_digit => self.state = Chunk::Extension,
@@ -235,7 +238,7 @@ impl Dechunker {
             (Chunk::TrailerLine, _) => {}
             // Bytes after the end of the body are ignored; the caller closes.
             (Chunk::Done, _) => {}
-            _ => return Err(()),
+            _ => return Err(FramingError),
         }
         Ok(())
     }
@@ -356,7 +359,7 @@ mod tests {
             let mut b = bad.to_vec();
             assert_eq!(
                 Dechunker::new().decode(&mut b),
-                Err(()),
+                Err(FramingError),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );

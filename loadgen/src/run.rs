@@ -70,7 +70,9 @@ pub fn run(plan: &Plan, quiet: bool) -> Measured {
     let mut shards = Shards::spawn(plan, deadline);
     // 1. Connect: until every worker is Ready (or gone, or out of time).
     let ready_by = deadline.min(start + ramp_ns(plan));
-    shards.pump(&mut line, ready_by, |s| s.ready.iter().zip(&s.gone).all(|(r, g)| *r || *g));
+    shards.pump(&mut line, ready_by, |s| {
+        s.ready.iter().zip(&s.gone).all(|(r, g)| *r || *g)
+    });
     let connected_at = mono_ns();
     // 2. Hold (idle) or publish, then drain.
     let phase = if plan.scenario == Scenario::Idle {
@@ -79,7 +81,9 @@ pub fn run(plan: &Plan, quiet: bool) -> Measured {
         publish_and_drain(plan, &mut shards, &mut line, deadline)
     };
     // 3. Results: every worker reports once it has finished.
-    shards.pump(&mut line, deadline + RESULT_GRACE_NS, |s| s.gone.iter().all(|g| *g));
+    shards.pump(&mut line, deadline + RESULT_GRACE_NS, |s| {
+        s.gone.iter().all(|g| *g)
+    });
     let drain_end = mono_ns();
     let server_end = procfs::read(&plan.server_pids);
     line.finish();
@@ -117,7 +121,13 @@ struct PhaseFigures {
 
 /// idle: hold the connections, read the server's memory at the end of the hold
 /// (while every connection is still open), then stop.
-fn hold(plan: &Plan, shards: &mut Shards, line: &mut Line, connected_at: u64, deadline: u64) -> PhaseFigures {
+fn hold(
+    plan: &Plan,
+    shards: &mut Shards,
+    line: &mut Line,
+    connected_at: u64,
+    deadline: u64,
+) -> PhaseFigures {
     let server_run_start = procfs::read(&plan.server_pids);
     let cpu_run0 = sys::own_cpu_seconds();
     let hold_end = deadline.min(connected_at + plan.duration_ms * 1_000_000);
@@ -125,12 +135,24 @@ fn hold(plan: &Plan, shards: &mut Shards, line: &mut Line, connected_at: u64, de
     let run_end = mono_ns();
     let server_connected = procfs::read(&plan.server_pids);
     shards.broadcast(&ToChild::Stop);
-    PhaseFigures { publish: None, server_connected, server_run_start, t0: connected_at, run_end, cpu_run0 }
+    PhaseFigures {
+        publish: None,
+        server_connected,
+        server_run_start,
+        t0: connected_at,
+        run_end,
+        cpu_run0,
+    }
 }
 
 /// fanout, reconnect, slow: settle, publish for the duration, tell the workers the
 /// last seq of each topic so they can finish as soon as everything arrived.
-fn publish_and_drain(plan: &Plan, shards: &mut Shards, line: &mut Line, deadline: u64) -> PhaseFigures {
+fn publish_and_drain(
+    plan: &Plan,
+    shards: &mut Shards,
+    line: &mut Line,
+    deadline: u64,
+) -> PhaseFigures {
     let server_connected = procfs::read(&plan.server_pids);
     shards.pump(line, mono_ns() + SETTLE.as_nanos() as u64, |_| false);
     let server_run_start = procfs::read(&plan.server_pids);
@@ -138,11 +160,23 @@ fn publish_and_drain(plan: &Plan, shards: &mut Shards, line: &mut Line, deadline
     let t0 = mono_ns() + T0_LEAD_NS;
     let outcome = publish_phase(plan, shards, line, t0, deadline);
     let run_end = mono_ns();
-    let final_seq = outcome.as_ref().map_or_else(|_| vec![0; plan.topics as usize], |o| o.final_seq.clone());
+    let final_seq = outcome
+        .as_ref()
+        .map_or_else(|_| vec![0; plan.topics as usize], |o| o.final_seq.clone());
     let drain_by = deadline.min(run_end + plan.drain_timeout_ms * 1_000_000);
-    shards.broadcast(&ToChild::Drain { final_seq, deadline_ns: drain_by });
+    shards.broadcast(&ToChild::Drain {
+        final_seq,
+        deadline_ns: drain_by,
+    });
     let publish = outcome.map_err(|e| shards.errors.push(e)).ok();
-    PhaseFigures { publish, server_connected, server_run_start, t0, run_end, cpu_run0 }
+    PhaseFigures {
+        publish,
+        server_connected,
+        server_run_start,
+        t0,
+        run_end,
+        cpu_run0,
+    }
 }
 
 /// Time allowed for every first connect: the ramp at the connect rate, the connect

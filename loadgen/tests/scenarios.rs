@@ -24,7 +24,10 @@ fn server_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/scenarios-<hash> -> target/<profile>/ringcast
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target directory");
     dir.join("ringcast")
 }
 
@@ -42,7 +45,10 @@ impl Server {
             "ringcast server binary not found at {}: run `cargo build --bin ringcast` first (or set RINGCAST_BIN)",
             bin.display()
         );
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
         let mut child = Command::new(&bin)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "2"])
             .stdin(Stdio::null())
@@ -83,7 +89,10 @@ impl Drop for Server {
 fn loadgen(args: &[&str]) -> (i32, Value) {
     let dir = std::env::temp_dir().join(format!("loadgen-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let json = dir.join(format!("{}.json", args.join("_").replace(['/', ':', ' '], "-")));
+    let json = dir.join(format!(
+        "{}.json",
+        args.join("_").replace(['/', ':', ' '], "-")
+    ));
     let _ = std::fs::remove_file(&json);
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(args)
@@ -109,11 +118,18 @@ fn run_scenario(server: &Server, scenario: &str, extra: &[&str]) -> (i32, Value)
 }
 
 fn u(v: &Value, path: &str) -> u64 {
-    v.pointer(path).and_then(Value::as_u64).unwrap_or_else(|| panic!("{path} missing in {v:#}"))
+    v.pointer(path)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{path} missing in {v:#}"))
 }
 
 fn assert_all_connected(r: &Value, n: u64) {
-    assert_eq!(u(r, "/connections/established"), n, "{:#}", r["connections"]);
+    assert_eq!(
+        u(r, "/connections/established"),
+        n,
+        "{:#}",
+        r["connections"]
+    );
     assert_eq!(u(r, "/connections/failed"), 0, "{:#}", r["connections"]);
     assert_eq!(u(r, "/connections/dropped_by_server"), 0);
 }
@@ -121,10 +137,18 @@ fn assert_all_connected(r: &Value, n: u64) {
 fn assert_complete_delivery(r: &Value) {
     let expected = u(r, "/delivery/events_expected");
     assert!(expected > 0, "nothing was published: {:#}", r["publish"]);
-    assert_eq!(u(r, "/delivery/events_received"), expected, "{:#}", r["delivery"]);
+    assert_eq!(
+        u(r, "/delivery/events_received"),
+        expected,
+        "{:#}",
+        r["delivery"]
+    );
     assert_eq!(u(r, "/delivery/lost"), 0);
     assert_eq!(u(r, "/delivery/duplicated"), 0);
-    let timed = u(r, "/latency_us/count") + r.pointer("/slow/others_latency_during_us/count").and_then(Value::as_u64).unwrap_or(0);
+    let timed = u(r, "/latency_us/count")
+        + r.pointer("/slow/others_latency_during_us/count")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
     assert_eq!(timed, expected, "every delivery has a latency");
 }
 
@@ -132,65 +156,158 @@ fn assert_complete_delivery(r: &Value) {
 fn idle_holds_every_connection() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start();
-    let (code, r) = run_scenario(&server, "idle", &["-n", "300", "-d", "1s", "--connect-rate", "3000"]);
+    let (code, r) = run_scenario(
+        &server,
+        "idle",
+        &["-n", "300", "-d", "1s", "--connect-rate", "3000"],
+    );
     assert_all_connected(&r, 300);
-    assert!(u(&r, "/server/rss_connected_bytes") > 0, "server RSS read from /proc");
+    assert!(
+        u(&r, "/server/rss_connected_bytes") > 0,
+        "server RSS read from /proc"
+    );
     assert!(r["server"]["rss_per_connection_bytes"].is_number());
     assert!(r["loadgen"]["rss_per_connection_bytes"].is_number());
-    assert_eq!((code, r["ok"].as_bool()), (0, Some(true)), "{:#}", r["checks"]);
+    assert_eq!(
+        (code, r["ok"].as_bool()),
+        (0, Some(true)),
+        "{:#}",
+        r["checks"]
+    );
 }
 
 #[test]
 fn fanout_loses_and_duplicates_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start();
-    let (code, r) = run_scenario(&server, "fanout", &["-n", "300", "-t", "5", "-r", "500", "-d", "2s"]);
+    let (code, r) = run_scenario(
+        &server,
+        "fanout",
+        &["-n", "300", "-t", "5", "-r", "500", "-d", "2s"],
+    );
     assert_all_connected(&r, 300);
     assert_complete_delivery(&r);
     // 300 subscribers over 5 topics: each accepted event is expected 60 times.
-    assert_eq!(u(&r, "/delivery/events_expected"), 60 * u(&r, "/publish/events_accepted"));
+    assert_eq!(
+        u(&r, "/delivery/events_expected"),
+        60 * u(&r, "/publish/events_accepted")
+    );
     assert!(r["server"]["cpu_s_per_million_deliveries"].is_number());
-    assert_eq!((code, r["ok"].as_bool()), (0, Some(true)), "{:#}", r["checks"]);
+    assert_eq!(
+        (code, r["ok"].as_bool()),
+        (0, Some(true)),
+        "{:#}",
+        r["checks"]
+    );
 }
 
 #[test]
 fn reconnect_resumes_without_gaps() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start();
-    let args = ["-n", "200", "-t", "4", "-r", "400", "-d", "3s", "--reconnect-fraction", "0.2", "--reconnect-interval", "500ms"];
+    let args = [
+        "-n",
+        "200",
+        "-t",
+        "4",
+        "-r",
+        "400",
+        "-d",
+        "3s",
+        "--reconnect-fraction",
+        "0.2",
+        "--reconnect-interval",
+        "500ms",
+    ];
     let (code, r) = run_scenario(&server, "reconnect", &args);
     assert_all_connected(&r, 200);
-    assert!(u(&r, "/reconnect/reconnects") >= 100, "{:#}", r["reconnect"]);
-    assert_eq!(u(&r, "/reconnect/resume_gap_events"), 0, "{:#}", r["reconnect"]);
+    assert!(
+        u(&r, "/reconnect/reconnects") >= 100,
+        "{:#}",
+        r["reconnect"]
+    );
+    assert_eq!(
+        u(&r, "/reconnect/resume_gap_events"),
+        0,
+        "{:#}",
+        r["reconnect"]
+    );
     assert_eq!(u(&r, "/reconnect/gap_frames"), 0);
     assert_complete_delivery(&r);
-    assert_eq!((code, r["ok"].as_bool()), (0, Some(true)), "{:#}", r["checks"]);
+    assert_eq!(
+        (code, r["ok"].as_bool()),
+        (0, Some(true)),
+        "{:#}",
+        r["checks"]
+    );
 }
 
 #[test]
 fn slow_readers_are_evicted_and_reported() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start();
-    let args = ["-n", "100", "-t", "1", "-r", "500", "-p", "2KiB", "-d", "4s", "--slow-share", "0.1"];
+    let args = [
+        "-n",
+        "100",
+        "-t",
+        "1",
+        "-r",
+        "500",
+        "-p",
+        "2KiB",
+        "-d",
+        "4s",
+        "--slow-share",
+        "0.1",
+    ];
     let (code, r) = run_scenario(&server, "slow", &args);
     assert_all_connected(&r, 100);
     assert_eq!(u(&r, "/slow/slow_subscribers"), 10);
-    assert!(u(&r, "/slow/evicted") > 0, "no slow subscriber was evicted: {:#}", r["slow"]);
+    assert!(
+        u(&r, "/slow/evicted") > 0,
+        "no slow subscriber was evicted: {:#}",
+        r["slow"]
+    );
     assert!(u(&r, "/slow/others_latency_during_us/count") > 0);
     assert_complete_delivery(&r);
-    assert_eq!((code, r["ok"].as_bool()), (0, Some(true)), "{:#}", r["checks"]);
+    assert_eq!(
+        (code, r["ok"].as_bool()),
+        (0, Some(true)),
+        "{:#}",
+        r["checks"]
+    );
 }
 
 #[test]
 fn refused_connections_are_reported_not_a_crash() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // A port that was free a moment ago: nothing listens there.
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let url = format!("http://127.0.0.1:{port}");
-    let (code, r) = loadgen(&["fanout", "--server", &url, "-n", "50", "-r", "100", "-d", "1s", "--drain-timeout", "1s"]);
+    let (code, r) = loadgen(&[
+        "fanout",
+        "--server",
+        &url,
+        "-n",
+        "50",
+        "-r",
+        "100",
+        "-d",
+        "1s",
+        "--drain-timeout",
+        "1s",
+    ]);
     assert_eq!(code, 1, "failed checks exit 1");
     assert_eq!(r["ok"].as_bool(), Some(false));
-    assert_eq!(u(&r, "/connections/failures/refused"), 50, "{:#}", r["connections"]);
+    assert_eq!(
+        u(&r, "/connections/failures/refused"),
+        50,
+        "{:#}",
+        r["connections"]
+    );
     assert!(u(&r, "/publish/errors/refused") > 0, "{:#}", r["publish"]);
 }
 
@@ -202,7 +319,10 @@ fn bad_arguments_get_a_clear_message() {
         (&["slow", "--duration", "3parsecs"], "unknown unit"),
         (&[][..], "scenario"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_loadgen")).args(args).output().expect("run loadgen");
+        let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(args)
+            .output()
+            .expect("run loadgen");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");

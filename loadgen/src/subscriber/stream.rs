@@ -72,7 +72,7 @@ fn first_bytes(
     let n = match dechunk {
         Some(d) => match d.decode(pending) {
             Ok(n) => n,
-            Err(()) => return false,
+            Err(_) => return false,
         },
         None => pending.len(),
     };
@@ -111,7 +111,7 @@ fn read_some(
         let m = match dechunk {
             Some(d) => match d.decode(&mut buf[c..c + n]) {
                 Ok(m) => m,
-                Err(()) => return Read::Closed,
+                Err(_) => return Read::Closed,
             },
             None => n,
         };
