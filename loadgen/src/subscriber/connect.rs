@@ -13,6 +13,9 @@ use crate::sys;
 use crate::worker::Worker;
 use crate::Status;
 
+/// Bytes read per call while waiting for the response head.
+const HEAD_READ: usize = 4096;
+
 /// An established stream, with the body bytes that came with the head.
 pub struct Conn {
     pub stream: TcpStream,
@@ -37,7 +40,7 @@ pub async fn open(w: &Worker, i: usize) -> Result<Conn, String> {
     let stream = TcpStream::from_std(sock.into()).map_err(|e| io_kind(&e))?;
     let limit = Duration::from_millis(plan.connect_timeout_ms);
     let (head, pending) =
-        match monoio::time::timeout(limit, handshake(&stream, in_progress, &request)).await {
+        match monoio::time::timeout(limit, handshake(w, &stream, in_progress, &request)).await {
             Err(_) => return Err("timeout".into()),
             Ok(r) => r?,
         };
@@ -77,6 +80,7 @@ fn request(w: &Worker, topic: u32, last_id: &[u8]) -> Vec<u8> {
 
 /// Finishes the connect, sends the request, reads the response head.
 async fn handshake(
+    w: &Worker,
     stream: &TcpStream,
     in_progress: bool,
     request: &[u8],
@@ -99,12 +103,11 @@ async fn handshake(
         }
     }
     let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 2048];
     loop {
         stream.readable(false).await.map_err(|e| io_kind(&e))?;
-        match sys::recv_nowait(fd, &mut chunk) {
+        match recv_append(w, fd, &mut head) {
             Ok(0) => return Err("closed".into()),
-            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(io_kind(&e)),
         }
@@ -117,4 +120,15 @@ async fn handshake(
             Err(_) => return Err("bad_response".into()),
         }
     }
+}
+
+/// Reads through the thread's shared buffer and appends to `out`.
+fn recv_append(w: &Worker, fd: i32, out: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut buf = w.buf.borrow_mut();
+    if buf.len() < HEAD_READ {
+        buf.resize(HEAD_READ, 0);
+    }
+    let n = sys::recv_nowait(fd, &mut buf[..HEAD_READ])?;
+    out.extend_from_slice(&buf[..n]);
+    Ok(n)
 }

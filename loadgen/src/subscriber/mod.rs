@@ -25,7 +25,9 @@ pub async fn run(w: Rc<Worker>, i: usize) {
     let started = mono_ns();
     w.subs.borrow_mut()[i].life = Life::Connecting;
     w.counters.borrow_mut().attempted += 1;
-    let first = connect::open(&w, i).await;
+    // Boxed: the connect state is large (request, head buffer, timer) and short-lived;
+    // unboxed it would set the size of every idle subscriber's future.
+    let first = Box::pin(connect::open(&w, i)).await;
     w.inflight.set(w.inflight.get() - 1);
     match first {
         Err(kind) => {
@@ -48,7 +50,7 @@ async fn live(w: &Worker, i: usize, mut conn: connect::Conn) {
         stream::run(w, i, conn).await;
         let end = std::mem::replace(&mut w.subs.borrow_mut()[i].end, EndRequest::None);
         match end {
-            EndRequest::Reconnect if !w.stopping.get() => match resume(w, i).await {
+            EndRequest::Reconnect if !w.stopping.get() => match Box::pin(resume(w, i)).await {
                 Some(c) => conn = c,
                 None => break,
             },
@@ -68,7 +70,7 @@ async fn live(w: &Worker, i: usize, mut conn: connect::Conn) {
 async fn resume(w: &Worker, i: usize) -> Option<connect::Conn> {
     let dropped = mono_ns();
     while !w.stopping.get() {
-        match connect::open(w, i).await {
+        match Box::pin(connect::open(w, i)).await {
             Ok(conn) => {
                 w.counters.borrow_mut().reconnects += 1;
                 hist::record_ns(&mut w.hists.borrow_mut().reconnect, mono_ns() - dropped);

@@ -47,7 +47,7 @@ pub async fn run(w: &Worker, i: usize, conn: Conn) {
     let mut open = first_bytes(w, i, &mut pending, &mut carry, &mut dechunk);
     while open {
         if should_stall(w, i) {
-            stall(w).await;
+            Box::pin(stall(w)).await;
         }
         if w.stopping.get()
             || w.subs.borrow()[i].end == EndRequest::Stop
