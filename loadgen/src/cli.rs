@@ -92,8 +92,8 @@ pub struct Common {
     #[arg(long, value_parser = parse_duration)]
     pub deadline: Option<Duration>,
     /// Source addresses: "127.0.0.2-127.0.0.17" or a comma list (default: kernel's choice).
-    #[arg(long, value_parser = parse_ip_list)]
-    pub src_ips: Option<Vec<Ipv4Addr>>,
+    #[arg(long, value_parser = parse_src_ips)]
+    pub src_ips: Option<SrcIps>,
     /// Runtime threads per worker process (default: CPUs available).
     #[arg(long)]
     pub threads: Option<u32>,
@@ -276,7 +276,7 @@ fn resolve_common(
     for h in &c.sub_headers {
         check_header(h, "--sub-header")?;
     }
-    let src_ips = c.src_ips.unwrap_or_default();
+    let src_ips = c.src_ips.map(|s| s.0).unwrap_or_default();
     check_port_budget(c.connections, src_ips.len())?;
     let threads = c
         .threads
@@ -438,6 +438,14 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?}: too large"))
 }
 
+/// The parsed `--src-ips` (one flag value holding many addresses).
+#[derive(Debug, Clone)]
+pub struct SrcIps(pub Vec<Ipv4Addr>);
+
+fn parse_src_ips(s: &str) -> Result<SrcIps, String> {
+    parse_ip_list(s).map(SrcIps)
+}
+
 /// `127.0.0.2-127.0.0.17` (inclusive), `127.0.0.2,127.0.0.3`, or a mix.
 pub fn parse_ip_list(s: &str) -> Result<Vec<Ipv4Addr>, String> {
     let mut out = Vec::new();
@@ -526,6 +534,14 @@ pub(crate) mod tests {
         share: &["slow", "--slow-share", "1"] => "--slow-share";
         fraction: &["reconnect", "--reconnect-fraction", "0"] => "--reconnect-fraction";
         https: &["idle", "--server", "https://x"] => "only http://";
+    }
+
+    #[test]
+    fn src_ips_through_the_command_line() {
+        let cli = Cli::try_parse_from(["loadgen", "idle", "--src-ips", "127.0.0.2-127.0.0.17"]).unwrap();
+        let plan = resolve(cli.command.unwrap()).unwrap().0;
+        assert_eq!(plan.src_ips.len(), 16);
+        assert_eq!(plan.src_ips[15], Ipv4Addr::new(127, 0, 0, 17));
     }
 
     #[test]
