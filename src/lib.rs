@@ -28,6 +28,17 @@
 //! - [`stream`]: the subscriber data plane: writes and peer-close watches on io_uring.
 //! - [`timer`]: the per-worker timing wheel.
 //! - [`worker`]: the per-worker event loop that ties the stages together.
+//! - [`metrics`] and [`logging`]: counters for `/metrics`, structured logs.
 
+pub mod accept;
+pub mod broadcast;
+pub mod config;
+pub mod conn;
 pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod server;
+pub mod stream;
+pub mod sys;
 pub mod timer;
+pub mod worker;

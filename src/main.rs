@@ -1,4 +1,189 @@
+//! The `ringcast` binary: flags (and `RINGCAST_*` environment variables) to a
+//! [`Config`], logging, and the server until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use ringcast::config::{self, parse_duration, parse_size, Config, Driver};
+use ringcast::logging;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() {}
+/// A Server-Sent Events server: subscribe with GET /events?topic=T, publish with
+/// POST /publish?topic=T. Every flag also reads RINGCAST_<FLAG> from the environment.
+#[derive(Parser, Debug)]
+#[command(version, about, max_term_width = 100)]
+struct Flags {
+    /// Address every worker listens on (SO_REUSEPORT).
+    #[arg(long, env = "RINGCAST_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Worker threads, each with its own event loop. 0: one per usable CPU.
+    #[arg(long, env = "RINGCAST_WORKERS", default_value_t = 0)]
+    workers: usize,
+    /// I/O driver: io_uring when available (auto), io_uring only, or epoll (legacy).
+    #[arg(long, env = "RINGCAST_DRIVER", value_enum, default_value_t = DriverFlag::Auto)]
+    driver: DriverFlag,
+    /// Open connections allowed; over it, 503. Default: the open-file limit minus 100.
+    #[arg(long, env = "RINGCAST_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Largest request head; over it, 431.
+    #[arg(long, env = "RINGCAST_MAX_HEAD_BYTES", default_value = "8KiB", value_parser = parse_size)]
+    max_head_bytes: usize,
+    /// Longest request-target; over it, 414.
+    #[arg(long, env = "RINGCAST_MAX_URI_BYTES", default_value = "4KiB", value_parser = parse_size)]
+    max_uri_bytes: usize,
+    /// Most header lines in one request; over it, 431.
+    #[arg(long, env = "RINGCAST_MAX_HEADERS", default_value_t = 100)]
+    max_headers: usize,
+    /// Largest event (publish body, or one batch line's data); over it, 413.
+    #[arg(long, env = "RINGCAST_MAX_EVENT_BYTES", default_value = "64KiB", value_parser = parse_size)]
+    max_event_bytes: usize,
+    /// Largest NDJSON batch body; over it, 413.
+    #[arg(long, env = "RINGCAST_MAX_BATCH_BYTES", default_value = "4MiB", value_parser = parse_size)]
+    max_batch_bytes: usize,
+    /// The reconnection delay sent to clients as the first `retry:` frame.
+    #[arg(long, env = "RINGCAST_RETRY", default_value = "3000ms", value_parser = parse_duration)]
+    retry: Duration,
+    /// A `:` comment goes to every connection quiet for this long.
+    #[arg(long, env = "RINGCAST_HEARTBEAT", default_value = "15s", value_parser = parse_duration)]
+    heartbeat: Duration,
+    /// A request head must arrive within this; otherwise 408.
+    #[arg(long, env = "RINGCAST_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+    /// An idle keep-alive (publisher) connection is closed after this.
+    #[arg(long, env = "RINGCAST_KEEPALIVE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    keepalive_timeout: Duration,
+    /// A subscriber whose queued frames make no progress for this long is evicted (slow).
+    #[arg(long, env = "RINGCAST_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    write_timeout: Duration,
+    /// Frames queued for one subscriber before it is evicted (slow).
+    #[arg(long, env = "RINGCAST_MAX_QUEUED_FRAMES", default_value_t = config::DEFAULT_MAX_QUEUED_FRAMES)]
+    max_queued_frames: usize,
+    /// Kernel send buffer per subscriber (SO_SNDBUF); 0 keeps the kernel's autotuning.
+    #[arg(long, env = "RINGCAST_SNDBUF", default_value = "128KiB", value_parser = parse_size)]
+    sndbuf: usize,
+    /// Close streams after this long, with a jittered `retry:` (off by default).
+    #[arg(long, env = "RINGCAST_MAX_LIFETIME", value_parser = parse_duration)]
+    max_lifetime: Option<Duration>,
+    /// On SIGTERM/SIGINT, subscribers are closed in batches over this period.
+    #[arg(long, env = "RINGCAST_DRAIN", default_value = "10s", value_parser = parse_duration)]
+    drain: Duration,
+    /// Events kept per topic for Last-Event-ID resume.
+    #[arg(long, env = "RINGCAST_HISTORY", default_value_t = config::DEFAULT_HISTORY)]
+    history: usize,
+    /// Bytes of events kept per topic.
+    #[arg(long, env = "RINGCAST_HISTORY_BYTES", default_value = "4MiB", value_parser = parse_size)]
+    history_bytes: usize,
+    /// Age after which events leave the history.
+    #[arg(long, env = "RINGCAST_HISTORY_TTL", default_value = "1h", value_parser = parse_duration)]
+    history_ttl: Duration,
+    /// Bearer token that lets non-loopback peers publish.
+    #[arg(long, env = "RINGCAST_PUBLISH_TOKEN", hide_env_values = true)]
+    publish_token: Option<String>,
+    /// Entries of each worker's private io_uring for subscriber writes.
+    #[arg(long, env = "RINGCAST_RING_ENTRIES", default_value_t = 4096)]
+    ring_entries: u32,
+    /// Timer resolution: heartbeats and timeouts round up to it.
+    #[arg(long, env = "RINGCAST_TICK", default_value = "10ms", value_parser = parse_duration)]
+    tick: Duration,
+    /// Log level (also RUST_LOG): error, warn, info, debug, trace.
+    #[arg(long, env = "RINGCAST_LOG_LEVEL")]
+    log_level: Option<log::LevelFilter>,
+    /// Log line format.
+    #[arg(long, env = "RINGCAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Logfmt)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DriverFlag {
+    Auto,
+    Uring,
+    Legacy,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+impl Flags {
+    fn config(self) -> Result<Config, String> {
+        if self.tick.is_zero() {
+            return Err("--tick must be at least 1ms".into());
+        }
+        if self.heartbeat.is_zero()
+            || self.handshake_timeout.is_zero()
+            || self.write_timeout.is_zero()
+        {
+            return Err(
+                "--heartbeat, --handshake-timeout and --write-timeout must be above zero".into(),
+            );
+        }
+        if self.max_queued_frames == 0 {
+            return Err("--max-queued-frames must be at least 1".into());
+        }
+        if self.max_head_bytes < 256 {
+            return Err("--max-head-bytes must be at least 256".into());
+        }
+        Ok(Config::new()
+            .listen(self.listen)
+            .workers(self.workers)
+            .driver(match self.driver {
+                DriverFlag::Auto => Driver::Auto,
+                DriverFlag::Uring => Driver::Uring,
+                DriverFlag::Legacy => Driver::Legacy,
+            })
+            .max_connections(self.max_connections)
+            .max_head_bytes(self.max_head_bytes)
+            .max_target_bytes(self.max_uri_bytes)
+            .max_headers(self.max_headers)
+            .max_event_bytes(self.max_event_bytes)
+            .max_batch_bytes(self.max_batch_bytes)
+            .retry(self.retry)
+            .heartbeat(self.heartbeat)
+            .handshake_timeout(self.handshake_timeout)
+            .keepalive_timeout(self.keepalive_timeout)
+            .write_timeout(self.write_timeout)
+            .max_queued_frames(self.max_queued_frames)
+            .sndbuf((self.sndbuf > 0).then_some(self.sndbuf))
+            .max_lifetime(self.max_lifetime)
+            .drain(self.drain)
+            .history(self.history)
+            .history_bytes(self.history_bytes)
+            .history_ttl(self.history_ttl)
+            .publish_token(self.publish_token)
+            .ring_entries(self.ring_entries)
+            .tick(self.tick))
+    }
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    let level = flags
+        .log_level
+        .or_else(|| std::env::var("RUST_LOG").ok().and_then(|v| v.parse().ok()))
+        .unwrap_or(log::LevelFilter::Info);
+    let format = match flags.log_format {
+        LogFormat::Logfmt => logging::Format::Logfmt,
+        LogFormat::Json => logging::Format::Json,
+    };
+    logging::init(format, level);
+    let config = match flags.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringcast: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match ringcast::server::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!(error:% = e; "ringcast failed to start");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,2 @@
 //! Per-worker timers.
+pub mod wheel;

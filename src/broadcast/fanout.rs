@@ -1,0 +1,68 @@
+//! Step 2 of the worker loop: every event in the inbox goes to every local subscriber
+//! of its topics, as a reference-counted clone of the one shared frame.
+
+use bytes::Bytes;
+
+use super::inbox::Inbox;
+use crate::conn::{flags, CloseReason, Conn, Phase};
+use crate::worker::Worker;
+
+impl Worker {
+    /// Drains the inbox into subscriber queues. Subscribers pushed over their queue bound
+    /// are evicted after the walk (closing one mid-walk would reorder the list being walked).
+    pub fn drain_inbox(&mut self, inbox: &Inbox) {
+        let max_queued = self.shared.config.max_queued_frames;
+        let mut queued = 0u64;
+        let mut evict = std::mem::take(&mut self.evict);
+        while let Some(batch) = inbox.pop() {
+            for event in &batch.events {
+                for topic in &event.topics {
+                    for sub in self.hub.subscribers(topic) {
+                        let conn = &mut self.conns[sub.conn as usize];
+                        match queue(conn, event.id, &event.frame, max_queued) {
+                            Queued::Yes => {
+                                queued += 1;
+                                if !conn.has(flags::DIRTY) {
+                                    conn.set(flags::DIRTY);
+                                    self.dirty.push(sub.conn);
+                                }
+                            }
+                            Queued::Over => evict.push(sub.conn),
+                            Queued::No => {}
+                        }
+                    }
+                }
+            }
+            self.turn_batches.push(batch.published_at);
+        }
+        self.stats().frames.add(queued);
+        for key in evict.drain(..) {
+            self.close(key, CloseReason::Slow);
+        }
+        self.evict = evict;
+    }
+}
+
+enum Queued {
+    Yes,
+    /// Already has it, or is not streaming.
+    No,
+    /// Over its queue bound: to be evicted.
+    Over,
+}
+
+/// Queues event `id` for one subscriber unless it already has it: `last_id` makes an
+/// event published to several of its topics arrive once, and makes the seam between a
+/// replay and live events gap- and duplicate-free.
+fn queue(conn: &mut Conn, id: u64, frame: &Bytes, max_queued: usize) -> Queued {
+    if id <= conn.last_id || conn.phase != Phase::Stream || conn.has(flags::EVICT) {
+        return Queued::No;
+    }
+    conn.last_id = id;
+    if conn.out.len() >= max_queued {
+        conn.set(flags::EVICT);
+        return Queued::Over;
+    }
+    conn.out.push(frame.clone());
+    Queued::Yes
+}

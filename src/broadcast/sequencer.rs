@@ -1,0 +1,382 @@
+//! Id assignment, history and the push to every inbox, as one ordered step.
+//!
+//! Taking ids, appending to the topics' histories and pushing the batch to every worker's
+//! inbox happen under one short lock, so every worker sees batches in id order and a
+//! resume that reads the history under the same lock sees exactly the events that precede
+//! everything still to arrive in its inbox. The lock covers no encoding (frames are
+//! drafted before it) and no wake (workers are woken after it).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use super::frame::Draft;
+use super::history::{Bounds, Entry, History};
+use super::inbox::{Batch, Event, Inbox};
+
+/// Empty histories kept so a resume can still tell a trimmed topic from an unknown one;
+/// past this many, the emptiest are forgotten (and resumes on unknown topics from before
+/// their trim point get a conservative gap).
+const MAX_IDLE_TOPICS: usize = 100_000;
+
+/// An event ready for an id: its topics (already validated) and its drafted frame.
+pub struct NewEvent<'a> {
+    pub topics: SmallVec<[&'a str; 2]>,
+    pub draft: Draft,
+}
+
+/// What a subscriber resuming from a `Last-Event-ID` must be sent before live events.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// Some when events may have been lost: the oldest id still retained on the requested
+    /// topics (None when nothing is retained).
+    pub gap: Option<Option<u64>>,
+    /// Retained frames with a greater id, in id order, each once.
+    pub frames: Vec<Bytes>,
+    /// The last id issued when the replay was taken: live events start after it.
+    pub upto: u64,
+}
+
+pub struct Sequencer {
+    state: Mutex<State>,
+    inboxes: Box<[Arc<Inbox>]>,
+    /// The last id issued, readable without the lock by subscribes that need no replay.
+    last_id: AtomicU64,
+    /// The first id of this process: anything below it was issued by an earlier run.
+    first_id: u64,
+    clock: Instant,
+    bounds: Bounds,
+}
+
+struct State {
+    next_id: u64,
+    topics: FxHashMap<Arc<str>, History>,
+    /// The highest trim point of any topic forgotten to respect `MAX_IDLE_TOPICS`.
+    forgotten_upto: u64,
+}
+
+impl Sequencer {
+    /// Ids continue from the wall clock in microseconds, so they keep increasing across a
+    /// restart unless the previous run averaged more than a million publishes a second.
+    pub fn new(inboxes: Box<[Arc<Inbox>]>, bounds: Bounds) -> Self {
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros());
+        Self::starting_at(
+            inboxes,
+            bounds,
+            u64::try_from(micros).unwrap_or(u64::MAX / 2).max(1),
+        )
+    }
+
+    pub fn starting_at(inboxes: Box<[Arc<Inbox>]>, bounds: Bounds, first_id: u64) -> Self {
+        Sequencer {
+            state: Mutex::new(State {
+                next_id: first_id,
+                topics: FxHashMap::default(),
+                forgotten_upto: 0,
+            }),
+            inboxes,
+            last_id: AtomicU64::new(first_id - 1),
+            first_id,
+            clock: Instant::now(),
+            bounds,
+        }
+    }
+
+    /// Assigns consecutive ids to `events`, records them in history, hands them to every
+    /// worker and wakes each worker at most once. Returns the first id.
+    pub fn publish(&self, events: Vec<NewEvent<'_>>) -> u64 {
+        let published_at = Instant::now();
+        let now_ms = self.now_ms();
+        let mut state = self.lock();
+        let first = state.next_id;
+        let mut batch = Vec::with_capacity(events.len());
+        for (id, event) in (first..).zip(events) {
+            let frame = event.draft.finish(id);
+            let mut topics: SmallVec<[Arc<str>; 1]> = SmallVec::new();
+            for name in event.topics {
+                if topics.iter().any(|t| &**t == name) {
+                    continue;
+                }
+                let (key, history) = state.topic(name);
+                history.push(
+                    Entry {
+                        id,
+                        at_ms: now_ms,
+                        frame: frame.clone(),
+                    },
+                    &self.bounds,
+                );
+                topics.push(key);
+            }
+            batch.push(Event { id, topics, frame });
+        }
+        let count = batch.len() as u64;
+        state.next_id = first + count;
+        let batch = Arc::new(Batch {
+            events: batch,
+            published_at,
+        });
+        for inbox in self.inboxes.iter() {
+            inbox.push(batch.clone());
+        }
+        self.last_id.store(first + count - 1, Ordering::Release);
+        drop(state);
+        for inbox in self.inboxes.iter() {
+            inbox.notify();
+        }
+        first
+    }
+
+    /// The last id issued. A new subscriber without `Last-Event-ID` that registers on its
+    /// worker now receives exactly the events after this one: every earlier event is
+    /// already in (or through) that worker's inbox.
+    pub fn last_id(&self) -> u64 {
+        self.last_id.load(Ordering::Acquire)
+    }
+
+    /// What a subscriber resuming on `topics` from `last_event_id` (as sent) must be
+    /// replayed. A value that is not a decimal id this server could have issued is a gap
+    /// and replays everything retained.
+    pub fn resume(&self, topics: &[&str], last_event_id: &[u8]) -> Replay {
+        let mut state = self.lock();
+        let upto = state.next_id - 1;
+        let parsed = parse_id(last_event_id).filter(|&id| id <= upto);
+        let after = parsed.unwrap_or(0);
+        let mut lost = parsed.is_none() || after < self.first_id - 1;
+        let mut oldest: Option<u64> = None;
+        let mut frames: Vec<(u64, Bytes)> = Vec::new();
+        let now_ms = self.now_ms();
+        for &name in topics {
+            match state.topics.get_mut(name) {
+                Some(history) => {
+                    history.trim(now_ms, &self.bounds);
+                    lost |= !history.reaches_back_to(after);
+                    oldest = min_some(oldest, history.oldest_id());
+                    frames.extend(history.after(after).map(|e| (e.id, e.frame.clone())));
+                }
+                None => lost |= after < state.forgotten_upto,
+            }
+        }
+        drop(state);
+        if topics.len() > 1 {
+            frames.sort_unstable_by_key(|&(id, _)| id);
+            frames.dedup_by_key(|&mut (id, _)| id);
+        }
+        Replay {
+            gap: lost.then_some(oldest),
+            frames: frames.into_iter().map(|(_, frame)| frame).collect(),
+            upto,
+        }
+    }
+
+    /// Applies the age bound to every topic; workers call this about once a second.
+    pub fn expire(&self) {
+        let now = self.now_ms();
+        if let Ok(mut state) = self.state.try_lock() {
+            state.trim_all(now, &self.bounds);
+        }
+    }
+
+    /// Heap bytes held by all histories, and the number of topics.
+    pub fn history_stats(&self) -> (usize, usize) {
+        let state = self.lock();
+        let bytes = state.topics.iter().map(|(k, h)| k.len() + h.memory()).sum();
+        (bytes, state.topics.len())
+    }
+
+    pub fn first_id(&self) -> u64 {
+        self.first_id
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state torn in a way that matters
+        // more than stopping every publish would.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    fn topic(&mut self, name: &str) -> (Arc<str>, &mut History) {
+        if !self.topics.contains_key(name) {
+            if self.topics.len() >= MAX_IDLE_TOPICS {
+                self.forget_idle();
+            }
+            self.topics.insert(Arc::from(name), History::default());
+        }
+        let key = self
+            .topics
+            .get_key_value(name)
+            .expect("inserted above")
+            .0
+            .clone();
+        (key, self.topics.get_mut(name).expect("inserted above"))
+    }
+
+    fn trim_all(&mut self, now_ms: u64, bounds: &Bounds) {
+        for history in self.topics.values_mut() {
+            history.trim(now_ms, bounds);
+        }
+    }
+
+    fn forget_idle(&mut self) {
+        let forgotten = &mut self.forgotten_upto;
+        self.topics.retain(|_, history| {
+            let keep = !history.is_empty();
+            if !keep {
+                *forgotten = (*forgotten).max(history.trimmed_upto());
+            }
+            keep
+        });
+    }
+}
+
+/// A decimal id as sent: digits only, no sign, no spaces, no overflow.
+pub fn parse_id(raw: &[u8]) -> Option<u64> {
+    if raw.is_empty() || raw.len() > 20 || !raw.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    raw.iter().try_fold(0u64, |acc, &d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUNDS: Bounds = Bounds {
+        count: 3,
+        bytes: 1 << 20,
+        ttl_ms: 3_600_000,
+    };
+
+    fn seq(workers: usize) -> (Sequencer, Vec<Arc<Inbox>>) {
+        let inboxes: Vec<Arc<Inbox>> = (0..workers).map(|_| Arc::new(Inbox::default())).collect();
+        (
+            Sequencer::starting_at(inboxes.clone().into(), BOUNDS, 100),
+            inboxes,
+        )
+    }
+
+    fn publish(s: &Sequencer, topics: &[&str], data: &str) -> u64 {
+        let topics = topics.iter().copied().collect();
+        s.publish(vec![NewEvent {
+            topics,
+            draft: Draft::new(None, data.as_bytes()),
+        }])
+    }
+
+    fn replayed(r: &Replay) -> Vec<String> {
+        r.frames
+            .iter()
+            .map(|f| String::from_utf8(f.to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn ids_are_consecutive_and_every_inbox_sees_the_same_order() {
+        let (s, inboxes) = seq(2);
+        assert_eq!(publish(&s, &["a"], "1"), 100);
+        assert_eq!(publish(&s, &["b"], "2"), 101);
+        assert_eq!(s.last_id(), 101);
+        for inbox in &inboxes {
+            let ids: Vec<u64> = std::iter::from_fn(|| inbox.pop())
+                .flat_map(|b| b.events.iter().map(|e| e.id).collect::<Vec<_>>())
+                .collect();
+            assert_eq!(ids, [100, 101]);
+        }
+    }
+
+    #[test]
+    fn resume_replays_after_the_id_across_topics_once() {
+        let (s, _) = seq(1);
+        publish(&s, &["a"], "x");
+        publish(&s, &["a", "b"], "y");
+        publish(&s, &["b"], "z");
+        let r = s.resume(&["a", "b"], b"100");
+        assert_eq!(r.gap, None);
+        assert_eq!(
+            replayed(&r),
+            ["id: 101\ndata: y\n\n", "id: 102\ndata: z\n\n"]
+        );
+        assert_eq!(r.upto, 102);
+    }
+
+    #[test]
+    fn resume_reports_a_gap_when_history_was_trimmed() {
+        let (s, _) = seq(1);
+        for i in 0..5 {
+            publish(&s, &["a"], &i.to_string());
+        }
+        let r = s.resume(&["a"], b"100");
+        assert_eq!(r.gap, Some(Some(102)));
+        assert_eq!(r.frames.len(), 3);
+        assert_eq!(
+            s.resume(&["a"], b"101").gap,
+            None,
+            "101 is the trim point itself"
+        );
+    }
+
+    #[test]
+    fn ids_this_server_could_not_have_issued_are_gaps() {
+        let (s, _) = seq(1);
+        publish(&s, &["a"], "x");
+        for bad in [
+            &b"abc"[..],
+            b"-1",
+            b"+100",
+            b"99999999999999999999999",
+            b"101",
+            b" 100",
+            b"98",
+        ] {
+            let r = s.resume(&["a"], bad);
+            assert_eq!(
+                r.gap,
+                Some(Some(100)),
+                "id {:?}",
+                String::from_utf8_lossy(bad)
+            );
+            assert_eq!(
+                r.frames.len(),
+                1,
+                "everything retained is replayed after a gap"
+            );
+        }
+        assert_eq!(
+            s.resume(&["a"], b"99").gap,
+            None,
+            "the id just before the first is exact"
+        );
+    }
+
+    #[test]
+    fn parse_id_is_strict_decimal() {
+        assert_eq!(parse_id(b"0"), Some(0));
+        assert_eq!(parse_id(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_id(b"18446744073709551616"), None);
+        assert_eq!(parse_id(b""), None);
+        assert_eq!(parse_id(b"1e3"), None);
+    }
+}

@@ -1,0 +1,232 @@
+//! Every tunable of the server, as one plain value.
+//!
+//! `main.rs` builds a [`Config`] once from flags, environment and an optional file, and
+//! passes it down; library code never reads the environment. Tests build
+//! `Config::new().heartbeat(ms(50))` instead of sleeping for seconds.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Below the idle timeouts of common proxies and load balancers (nginx 60 s, AWS ALB 60 s),
+/// with room for one lost heartbeat.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// Long enough for a slow mobile client to send a head, short enough to shed slowloris.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a publisher's keep-alive connection may sit between requests.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a subscriber's write may make no progress before it is evicted as slow: a
+/// reader that takes this long to take a few frames is not keeping up.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// What `EventSource` waits before reconnecting; the first frame of every stream.
+pub const DEFAULT_RETRY: Duration = Duration::from_millis(3000);
+/// How long SIGTERM/SIGINT spreads the closing of subscribers over.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
+/// Per-topic history: enough for a client to survive a short network drop at 10 events/s.
+pub const DEFAULT_HISTORY: usize = 1000;
+pub const DEFAULT_HISTORY_BYTES: usize = 4 << 20;
+pub const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(3600);
+/// Frames queued for one subscriber before it is evicted as slow.
+pub const DEFAULT_MAX_QUEUED_FRAMES: usize = 1024;
+/// Kernel send buffer per subscriber (the kernel doubles it for bookkeeping). Bounded so a
+/// reader that stopped reading pins at most this much kernel memory; autotuning would let
+/// it grow to `tcp_wmem` max (4 MiB).
+pub const DEFAULT_SNDBUF: usize = 128 << 10;
+/// Timer wheel resolution: heartbeats and timeouts are rounded up to this.
+pub const DEFAULT_TICK: Duration = Duration::from_millis(10);
+
+/// Which io driver the workers run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// io_uring when the kernel allows it, else epoll.
+    Auto,
+    /// io_uring or fail.
+    Uring,
+    /// epoll (monoio's legacy driver), for kernels or sandboxes without io_uring.
+    Legacy,
+}
+
+/// The whole configuration. Defaults are the documented ones; see `--help`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where every worker's SO_REUSEPORT listener binds.
+    pub listen: SocketAddr,
+    /// Worker threads, each with its own runtime and listener. 0 means one per usable CPU.
+    pub workers: usize,
+    pub driver: Driver,
+    /// Open connections (all kinds) per process; None means the open-file limit minus a reserve.
+    pub max_connections: Option<usize>,
+    /// Cap on a request head; over it, 431.
+    pub max_head_bytes: usize,
+    /// Cap on the request-target; over it, 414.
+    pub max_target_bytes: usize,
+    /// Cap on header lines in one head; over it, 431.
+    pub max_headers: usize,
+    /// Cap on one event's data (a publish body, or one NDJSON line's data); over it, 413.
+    pub max_event_bytes: usize,
+    /// Cap on a whole NDJSON batch body; over it, 413.
+    pub max_batch_bytes: usize,
+    /// The `retry:` hint sent first on every stream.
+    pub retry: Duration,
+    pub heartbeat: Duration,
+    pub handshake_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_queued_frames: usize,
+    /// SO_SNDBUF for subscribers; None keeps the kernel's autotuning.
+    pub sndbuf: Option<usize>,
+    /// Close streams after this long (with a jittered `retry:`) so load rebalances.
+    pub max_lifetime: Option<Duration>,
+    pub drain: Duration,
+    pub history: usize,
+    pub history_bytes: usize,
+    pub history_ttl: Duration,
+    /// Bearer token that allows publishing from non-loopback peers.
+    pub publish_token: Option<String>,
+    /// Entries of each worker's private io_uring for subscriber writes.
+    pub ring_entries: u32,
+    pub tick: Duration,
+}
+
+impl Config {
+    pub const fn new() -> Self {
+        Config {
+            listen: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080),
+            workers: 0,
+            driver: Driver::Auto,
+            max_connections: None,
+            max_head_bytes: 8 << 10,
+            max_target_bytes: 4 << 10,
+            max_headers: 100,
+            max_event_bytes: 64 << 10,
+            max_batch_bytes: 4 << 20,
+            retry: DEFAULT_RETRY,
+            heartbeat: DEFAULT_HEARTBEAT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_queued_frames: DEFAULT_MAX_QUEUED_FRAMES,
+            sndbuf: Some(DEFAULT_SNDBUF),
+            max_lifetime: None,
+            drain: DEFAULT_DRAIN,
+            history: DEFAULT_HISTORY,
+            history_bytes: DEFAULT_HISTORY_BYTES,
+            history_ttl: DEFAULT_HISTORY_TTL,
+            publish_token: None,
+            ring_entries: 4096,
+            tick: DEFAULT_TICK,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+macro_rules! setters {
+    ($($name:ident: $ty:ty),* $(,)?) => {
+        impl Config {
+            $(
+                #[must_use]
+                pub fn $name(mut self, $name: $ty) -> Self {
+                    self.$name = $name;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    listen: SocketAddr, workers: usize, driver: Driver, max_connections: Option<usize>,
+    max_head_bytes: usize, max_target_bytes: usize, max_headers: usize,
+    max_event_bytes: usize, max_batch_bytes: usize, retry: Duration, heartbeat: Duration,
+    handshake_timeout: Duration, keepalive_timeout: Duration, write_timeout: Duration,
+    max_queued_frames: usize, sndbuf: Option<usize>, max_lifetime: Option<Duration>,
+    drain: Duration, history: usize, history_bytes: usize, history_ttl: Duration,
+    publish_token: Option<String>, ring_entries: u32, tick: Duration,
+}
+
+/// Parses `200ms`, `15s`, `2m`, `1h`, `1d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 200ms, 15s, 1h)"))?;
+    let ms = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" | "min" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{s}` (ms, s, m, h, d)"
+            ))
+        }
+    };
+    ms.map(Duration::from_millis)
+        .ok_or_else(|| format!("duration `{s}` is too large"))
+}
+
+/// Parses `65536`, `64KiB`, `4MiB`, `1GiB` (also `K`, `KB`, `M`, `MB`, as binary units).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 65536, 64KiB, 4MiB)"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KB" | "KiB" => 10,
+        "M" | "MB" | "MiB" => 20,
+        "G" | "GB" | "GiB" => 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{s}` (KiB, MiB, GiB)"
+            ))
+        }
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size `{s}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! table {
+        ($f:ident: $($input:expr => $want:expr),* $(,)?) => {
+            $( assert_eq!($f($input), $want, "input {:?}", $input); )*
+        };
+    }
+
+    #[test]
+    fn durations_take_units() {
+        let ms = |n| Ok(Duration::from_millis(n));
+        table!(parse_duration:
+            "200ms" => ms(200), "15s" => ms(15_000), "15" => ms(15_000), "2m" => ms(120_000),
+            "1h" => ms(3_600_000), "1d" => ms(86_400_000), " 3s " => ms(3000),
+        );
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        table!(parse_size:
+            "65536" => Ok(65536), "64KiB" => Ok(65536), "64K" => Ok(65536),
+            "4MiB" => Ok(4 << 20), "1GiB" => Ok(1 << 30), "0" => Ok(0),
+        );
+        assert!(parse_size("1TiB").is_err());
+        assert!(parse_size("KiB").is_err());
+        assert!(parse_size("-5").is_err());
+    }
+}

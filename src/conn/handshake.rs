@@ -1,0 +1,495 @@
+//! The task that serves a connection until it becomes a stream or closes: read a request
+//! head (scanning only new bytes for its end, within the size cap and the handshake
+//! timeout), parse it, route it, answer it; keep-alive for publishers.
+//!
+//! Timeouts come from the worker's wheel, not from a sleep per connection: when a
+//! connection's request deadline passes, the wheel marks it and shuts down its read
+//! side, which ends the pending read with end-of-file.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::publish::{self, Refusal, Target};
+use super::subscribe::Subscribe;
+use super::{flags, CloseReason};
+use crate::http::body::ChunkedDecoder;
+use crate::http::parse::{self, Limits, Method, Status};
+use crate::http::response::{self, Response};
+use crate::server::Shared;
+use crate::sys;
+use crate::worker::Worker;
+
+/// First read buffer: a browser's EventSource request is about 500 bytes.
+const INITIAL_BUF: usize = 1024;
+/// After an error answer, how long and how much we keep reading (and discarding) so the
+/// client sees the answer instead of a reset caused by its unread request bytes.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 64 << 10;
+
+/// How a connection's task ends.
+enum End {
+    /// Hand the connection to the data plane as a subscriber.
+    Stream(Subscribe),
+    /// Write this last answer, linger, close.
+    Answer(Vec<u8>, CloseReason),
+    /// Close without a word.
+    Quiet(CloseReason),
+}
+
+/// What a request head asks for, with everything needed taken out of the read buffer.
+enum Route {
+    Subscribe(Subscribe),
+    Publish {
+        target: Target,
+        batch: bool,
+        body: Framing,
+        expect_continue: bool,
+    },
+    Answer {
+        status: u16,
+        bytes: Vec<u8>,
+        close: bool,
+    },
+    Refuse(u16, String),
+}
+
+#[derive(Clone, Copy)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+struct Http {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    worker: Rc<RefCell<Worker>>,
+    shared: Arc<Shared>,
+    key: u32,
+    peer: SocketAddr,
+    /// Requests answered on this connection so far.
+    served: u32,
+}
+
+/// Serves an accepted connection registered in the worker's slab as `key`.
+pub async fn serve(worker: Rc<RefCell<Worker>>, stream: TcpStream, peer: SocketAddr, key: u32) {
+    let shared = worker.borrow().shared.clone();
+    let mut http = Http {
+        stream,
+        buf: Vec::with_capacity(INITIAL_BUF),
+        worker,
+        shared,
+        key,
+        peer,
+        served: 0,
+    };
+    let end = http.requests().await;
+    http.end(end).await;
+}
+
+impl Http {
+    /// Answers requests until one ends the connection.
+    async fn requests(&mut self) -> End {
+        loop {
+            let cfg = &self.shared.config;
+            let timeout = if self.served == 0 {
+                cfg.handshake_timeout
+            } else {
+                cfg.keepalive_timeout
+            };
+            self.worker
+                .borrow_mut()
+                .set_request_deadline(self.key, timeout);
+            let head_len = match self.read_head().await {
+                Ok(n) => n,
+                Err(end) => return end,
+            };
+            let (route, mut keep_alive) = self.route(head_len);
+            self.buf.drain(..head_len);
+            let answer = match route {
+                Route::Subscribe(sub) if self.shared.is_draining() => {
+                    let _ = sub;
+                    return self.refuse(503, "shutting down".into());
+                }
+                Route::Subscribe(sub) => return End::Stream(sub),
+                Route::Refuse(status, why) => return self.refuse(status, why),
+                Route::Answer {
+                    status,
+                    bytes,
+                    close,
+                } => {
+                    keep_alive &= !close;
+                    self.worker.borrow().stats().count_status(status);
+                    bytes
+                }
+                Route::Publish {
+                    target,
+                    batch,
+                    body,
+                    expect_continue,
+                } => match self.publish(target, batch, body, expect_continue).await {
+                    Ok(bytes) => bytes,
+                    Err(end) => return end,
+                },
+            };
+            self.served += 1;
+            let (res, _) = self.stream.write_all(answer).await;
+            if res.is_err() {
+                return End::Quiet(CloseReason::Peer);
+            }
+            if !keep_alive {
+                return End::Quiet(CloseReason::Peer);
+            }
+        }
+    }
+
+    /// Reads until the buffer holds a whole head; returns its length.
+    async fn read_head(&mut self) -> Result<usize, End> {
+        let max = self.shared.config.max_head_bytes;
+        let mut scanned = 0;
+        loop {
+            if let Some(end) = parse::find_head_end(&self.buf, scanned) {
+                if self.timed_out() {
+                    return Err(self.refuse(408, "request head not complete in time".into()));
+                }
+                return Ok(end);
+            }
+            if self.buf.len() >= max {
+                return Err(if self.buf.contains(&b'\n') {
+                    self.refuse(431, format!("request head over {max} bytes"))
+                } else {
+                    self.refuse(414, format!("request line over {max} bytes"))
+                });
+            }
+            scanned = self.buf.len();
+            match self.fill(max).await {
+                Ok(0) if self.timed_out() => {
+                    return Err(if self.served == 0 || !self.buf.is_empty() {
+                        self.refuse(408, "request head not complete in time".into())
+                    } else {
+                        End::Quiet(CloseReason::Idle)
+                    });
+                }
+                Ok(0) => return Err(End::Quiet(CloseReason::Peer)),
+                Ok(_) => {}
+                Err(_) => return Err(End::Quiet(CloseReason::Peer)),
+            }
+        }
+    }
+
+    /// Reads more bytes into the buffer, growing it up to `limit`.
+    async fn fill(&mut self, limit: usize) -> std::io::Result<usize> {
+        let len = self.buf.len();
+        if len == self.buf.capacity() {
+            let target = (self.buf.capacity() * 2).clamp(INITIAL_BUF, limit.max(len + 1));
+            self.buf.reserve_exact(target - len);
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let (res, slice) = self.stream.read(buf.slice_mut(len..)).await;
+        self.buf = slice.into_inner();
+        res
+    }
+
+    fn timed_out(&self) -> bool {
+        self.worker
+            .borrow()
+            .conns
+            .get(self.key as usize)
+            .is_some_and(|c| c.has(flags::TIMED_OUT))
+    }
+
+    /// Parses the head in `buf[..head_len]` and decides what to do with it.
+    fn route(&self, head_len: usize) -> (Route, bool) {
+        let cfg = &self.shared.config;
+        let limits = Limits::new()
+            .max_headers(cfg.max_headers)
+            .max_target(cfg.max_target_bytes);
+        let head = match parse::parse(&self.buf[..head_len], &limits) {
+            Ok(Status::Complete(head)) => head,
+            Ok(Status::Partial) => {
+                return (Route::Refuse(400, "malformed request head".into()), false)
+            }
+            Err(e) => return (Route::Refuse(e.status(), e.reason().into()), false),
+        };
+        let h = &head.headers;
+        let keep_alive = if head.minor_version == 0 {
+            h.connection_keep_alive
+        } else {
+            !h.connection_close
+        };
+        let route = match (origin_path(head.path), head.method) {
+            (b"/events", Method::Get) => match Subscribe::from_request(head.query, h.last_event_id)
+            {
+                Ok(sub) => Route::Subscribe(sub),
+                Err(e) => Route::Refuse(400, e.reason().into()),
+            },
+            (b"/publish", Method::Post) => {
+                if let Err(Refusal { status, why }) = publish::authorize(
+                    self.peer.ip(),
+                    h.authorization,
+                    cfg.publish_token.as_deref(),
+                ) {
+                    return (Route::Refuse(status, why), false);
+                }
+                let body = match (h.content_length, h.chunked) {
+                    (Some(n), _) => Framing::Length(n),
+                    (None, true) => Framing::Chunked,
+                    (None, false) => Framing::None,
+                };
+                match Target::from_query(head.query) {
+                    Ok(target) => Route::Publish {
+                        target,
+                        batch: publish::is_batch(h.content_type),
+                        body,
+                        expect_continue: h.expect_continue,
+                    },
+                    Err(e) => Route::Refuse(400, e.reason().into()),
+                }
+            }
+            (b"/healthz", Method::Get | Method::Head) => self.health(head.method, keep_alive),
+            (b"/metrics", Method::Get) => self.metrics(keep_alive),
+            (b"/events" | b"/publish", Method::Options) => Route::Answer {
+                status: 204,
+                bytes: Response::new(204).header("Allow", allow(head.path)).empty(),
+                close: false,
+            },
+            (path @ (b"/events" | b"/publish" | b"/healthz" | b"/metrics"), _) => Route::Answer {
+                status: 405,
+                bytes: Response::new(405)
+                    .header("Allow", allow(path))
+                    .close()
+                    .body("text/plain; charset=utf-8", b"405 Method Not Allowed\n"),
+                close: true,
+            },
+            _ => Route::Refuse(404, "no such endpoint (try GET /events?topic=NAME)".into()),
+        };
+        (route, keep_alive)
+    }
+
+    fn health(&self, method: Method, keep_alive: bool) -> Route {
+        let (status, body): (u16, &[u8]) = if self.shared.is_draining() {
+            (503, b"draining\n")
+        } else {
+            (200, b"ok\n")
+        };
+        let mut r = Response::new(status).header("Cache-Control", "no-store");
+        if !keep_alive {
+            r = r.close();
+        }
+        let mut bytes = r.body("text/plain; charset=utf-8", body);
+        if method == Method::Head {
+            bytes.truncate(bytes.len() - body.len());
+        }
+        Route::Answer {
+            status,
+            bytes,
+            close: false,
+        }
+    }
+
+    fn metrics(&self, keep_alive: bool) -> Route {
+        let text = crate::metrics::render(&self.shared);
+        let mut r = Response::new(200).header("Cache-Control", "no-store");
+        if !keep_alive {
+            r = r.close();
+        }
+        let bytes = r.body("text/plain; version=0.0.4; charset=utf-8", text.as_bytes());
+        Route::Answer {
+            status: 200,
+            bytes,
+            close: false,
+        }
+    }
+
+    /// Reads a publish body and publishes it; the answer to write, or how to end.
+    async fn publish(
+        &mut self,
+        target: Target,
+        batch: bool,
+        framing: Framing,
+        expect: bool,
+    ) -> Result<Vec<u8>, End> {
+        let shared = self.shared.clone();
+        let cfg = &shared.config;
+        let limit = if batch {
+            cfg.max_batch_bytes
+        } else {
+            cfg.max_event_bytes
+        };
+        let body_timeout = cfg.handshake_timeout;
+        self.worker
+            .borrow_mut()
+            .set_request_deadline(self.key, body_timeout);
+        if let Framing::Length(n) = framing {
+            if n > limit as u64 {
+                return Err(self.refuse(413, format!("body over {limit} bytes")));
+            }
+        }
+        if expect && self.buf.is_empty() && !matches!(framing, Framing::None) {
+            let (res, _) = self
+                .stream
+                .write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..])
+                .await;
+            if res.is_err() {
+                return Err(End::Quiet(CloseReason::Peer));
+            }
+        }
+        let body = self.read_body(framing, limit).await?;
+        let seq = &shared.sequencer;
+        let result = if batch {
+            publish::batch(seq, &target, &body, cfg.max_event_bytes)
+                .map(|(first, n)| (publish::ids_json(first, n), n))
+        } else {
+            publish::single(seq, &target, &body, cfg.max_event_bytes)
+                .map(|id| (format!("{{\"id\":\"{id}\"}}"), 1))
+        };
+        match result {
+            Ok((json, n)) => {
+                let w = self.worker.borrow();
+                w.stats().published.add(n as u64);
+                w.stats().count_status(202);
+                Ok(Response::new(202).body("application/json", json.as_bytes()))
+            }
+            Err(Refusal { status, why }) => Err(self.refuse(status, why)),
+        }
+    }
+
+    async fn read_body(&mut self, framing: Framing, limit: usize) -> Result<Vec<u8>, End> {
+        match framing {
+            Framing::None => Ok(Vec::new()),
+            Framing::Length(n) => {
+                let n = n as usize;
+                while self.buf.len() < n {
+                    self.fill_body(n).await?;
+                }
+                let rest = self.buf.split_off(n);
+                Ok(std::mem::replace(&mut self.buf, rest))
+            }
+            Framing::Chunked => {
+                let mut decoder = ChunkedDecoder::new(limit);
+                let mut body = Vec::new();
+                loop {
+                    match decoder.decode(&self.buf, &mut body) {
+                        Ok(d) => {
+                            self.buf.drain(..d.consumed);
+                            if d.done {
+                                return Ok(body);
+                            }
+                        }
+                        Err(e) => return Err(self.refuse(e.status(), e.reason().into())),
+                    }
+                    self.fill_body(self.buf.len() + (16 << 10)).await?;
+                }
+            }
+        }
+    }
+
+    async fn fill_body(&mut self, limit: usize) -> Result<(), End> {
+        match self.fill(limit.max(INITIAL_BUF)).await {
+            Ok(0) if self.timed_out() => {
+                Err(self.refuse(408, "request body not complete in time".into()))
+            }
+            Ok(0) | Err(_) => Err(End::Quiet(CloseReason::Peer)),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    fn refuse(&self, status: u16, why: String) -> End {
+        let reason = if status == 408 {
+            CloseReason::HandshakeTimeout
+        } else {
+            CloseReason::Rejected
+        };
+        log::debug!(peer:% = self.peer, status = status, why:% = why; "request refused");
+        let bytes = if status == 503 {
+            response::unavailable(&why)
+        } else {
+            response::error(status, &why)
+        };
+        End::Answer(bytes, reason)
+    }
+
+    /// Carries out the end: hand the stream over, or answer and close.
+    async fn end(self, end: End) {
+        match end {
+            End::Stream(sub) => {
+                let mut w = self.worker.borrow_mut();
+                w.stats().count_status(200);
+                let fd = self.stream.into_raw_fd();
+                debug_assert_eq!(
+                    fd, w.conns[self.key as usize].fd,
+                    "slab entry and stream disagree"
+                );
+                w.subscribe(self.key, &sub);
+            }
+            End::Answer(bytes, reason) => {
+                let status = std::str::from_utf8(&bytes[9..12])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                self.worker.borrow().stats().count_status(status);
+                self.answer_and_linger(bytes, reason).await;
+            }
+            End::Quiet(reason) => self.release(reason),
+        }
+    }
+
+    async fn answer_and_linger(mut self, bytes: Vec<u8>, reason: CloseReason) {
+        let (res, _) = self.stream.write_all(bytes).await;
+        if res.is_ok() {
+            sys::shutdown(self.stream.as_raw_fd(), sys::Shut::Write);
+            self.worker
+                .borrow_mut()
+                .set_request_deadline(self.key, LINGER);
+            let mut discarded = 0;
+            while discarded < LINGER_BYTES && !self.timed_out() {
+                self.buf.clear();
+                match self.fill(INITIAL_BUF * 4).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => discarded += n,
+                }
+            }
+        }
+        self.release(reason);
+    }
+
+    /// Frees the slab entry before the stream (and so the descriptor) is dropped, so the
+    /// wheel can never act on a descriptor number reused by a newer connection.
+    fn release(self, reason: CloseReason) {
+        let mut w = self.worker.borrow_mut();
+        w.stats().closes[reason.index()].add(1);
+        w.release(self.key);
+        drop(w);
+        drop(self.stream);
+    }
+}
+
+/// The path of an origin-form target, or of an absolute-form one (`http://host/path`).
+fn origin_path(path: &[u8]) -> &[u8] {
+    for scheme in [&b"http://"[..], b"https://"] {
+        if path.len() > scheme.len() && path[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &path[scheme.len()..];
+            return rest
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(&b"/"[..], |i| &rest[i..]);
+        }
+    }
+    path
+}
+
+fn allow(path: &[u8]) -> &'static str {
+    match path {
+        b"/events" => "GET, OPTIONS",
+        b"/publish" => "POST, OPTIONS",
+        _ => "GET, HEAD",
+    }
+}

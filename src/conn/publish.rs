@@ -1,0 +1,366 @@
+//! `POST /publish`: who may publish, and turning a body (one event, or an NDJSON batch)
+//! into drafted frames handed to the sequencer.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use smallvec::SmallVec;
+
+use super::subscribe::{add_topic, valid_topic, QueryError};
+use crate::broadcast::frame::Draft;
+use crate::broadcast::sequencer::{NewEvent, Sequencer};
+use crate::http::query;
+
+/// Longest event name, in bytes.
+pub const MAX_EVENT_NAME: usize = 64;
+
+/// A refusal of a publish: the status and a short reason for the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub why: String,
+}
+
+impl Refusal {
+    fn new(status: u16, why: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            why: why.into(),
+        }
+    }
+}
+
+/// Loopback peers may publish; others only with the configured bearer token. A missing
+/// token is 401 (say how to authenticate), a wrong one or none configured is 403.
+pub fn authorize(
+    peer: IpAddr,
+    authorization: Option<&[u8]>,
+    token: Option<&str>,
+) -> Result<(), Refusal> {
+    let loopback = match peer {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    let Some(token) = token else {
+        return if loopback {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                403,
+                "publishing is allowed from loopback only",
+            ))
+        };
+    };
+    let offered = authorization
+        .and_then(|h| h.strip_prefix(b"Bearer "))
+        .map(<[u8]>::trim_ascii);
+    match offered {
+        Some(offered) if constant_time_eq(offered, token.as_bytes()) => Ok(()),
+        Some(_) => Err(Refusal::new(403, "invalid publish token")),
+        None if loopback => Ok(()),
+        None => Err(Refusal::new(401, "a bearer token is required to publish")),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The query of a single publish: its topics and optional event name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    pub topics: Vec<String>,
+    pub event: Option<String>,
+}
+
+impl Target {
+    /// Reads `?topic=...&event=...`. Topics may be absent only for a batch, whose lines
+    /// name their own.
+    pub fn from_query(query: Option<&[u8]>) -> Result<Target, QueryError> {
+        let mut target = Target::default();
+        for pair in query::pairs(query.unwrap_or_default()) {
+            let (key, value) = pair?;
+            match &*key {
+                b"topic" => add_topic(&mut target.topics, &value)?,
+                b"event" => target.event = Some(event_name(&value)?.to_owned()),
+                _ => {}
+            }
+        }
+        Ok(target)
+    }
+}
+
+fn event_name(raw: &[u8]) -> Result<&str, QueryError> {
+    let ok = (1..=MAX_EVENT_NAME).contains(&raw.len())
+        && !raw.iter().any(|b| matches!(b, b'\r' | b'\n' | 0));
+    match std::str::from_utf8(raw) {
+        Ok(name) if ok => Ok(name),
+        _ => Err(QueryError::BadEventName),
+    }
+}
+
+/// Whether a Content-Type names the NDJSON batch form.
+pub fn is_batch(content_type: Option<&[u8]>) -> bool {
+    content_type.is_some_and(|ct| {
+        let essence = ct
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        essence.eq_ignore_ascii_case(b"application/x-ndjson")
+    })
+}
+
+/// Publishes one event whose data is `body`; returns its id.
+pub fn single(
+    seq: &Sequencer,
+    target: &Target,
+    body: &[u8],
+    max_event: usize,
+) -> Result<u64, Refusal> {
+    if target.topics.is_empty() {
+        return Err(Refusal::new(400, QueryError::NoTopic.reason()));
+    }
+    if body.len() > max_event {
+        return Err(Refusal::new(
+            413,
+            format!("event data over {max_event} bytes"),
+        ));
+    }
+    if std::str::from_utf8(body).is_err() {
+        return Err(Refusal::new(400, "event data must be UTF-8"));
+    }
+    let draft = Draft::new(target.event.as_deref().map(str::as_bytes), body);
+    let topics = target.topics.iter().map(String::as_str).collect();
+    Ok(seq.publish(vec![NewEvent { topics, draft }]))
+}
+
+/// One line of an NDJSON batch.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line<'a> {
+    #[serde(borrow, default)]
+    topic: Option<TopicField<'a>>,
+    #[serde(borrow, default)]
+    event: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TopicField<'a> {
+    One(#[serde(borrow)] Cow<'a, str>),
+    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
+}
+
+/// A validated batch line: topics, event name, data.
+type Checked<'a> = (
+    SmallVec<[Cow<'a, str>; 2]>,
+    Option<Cow<'a, str>>,
+    Cow<'a, str>,
+);
+
+/// Publishes every line of an NDJSON batch, or nothing if any line is bad; returns the
+/// first id (the rest follow consecutively) and the count.
+pub fn batch(
+    seq: &Sequencer,
+    target: &Target,
+    body: &[u8],
+    max_event: usize,
+) -> Result<(u64, usize), Refusal> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| Refusal::new(400, "batch body must be UTF-8"))?;
+    let mut lines: Vec<Checked<'_>> = Vec::new();
+    for (n, raw) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let bad = |why: String| Refusal::new(400, format!("line {}: {why}", n + 1));
+        let line: Line<'_> = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
+        let topics: SmallVec<[Cow<'_, str>; 2]> = match line.topic {
+            Some(TopicField::One(t)) => SmallVec::from_iter([t]),
+            Some(TopicField::Many(ts)) => ts.into_iter().collect(),
+            None => target
+                .topics
+                .iter()
+                .map(|t| Cow::Borrowed(t.as_str()))
+                .collect(),
+        };
+        if topics.is_empty() {
+            return Err(bad("no topic".into()));
+        }
+        if topics.len() > super::subscribe::MAX_TOPICS
+            || !topics.iter().all(|t| valid_topic(t.as_bytes()))
+        {
+            return Err(bad(QueryError::BadTopic.reason().into()));
+        }
+        let event = line
+            .event
+            .or_else(|| target.event.as_deref().map(Cow::Borrowed));
+        if let Some(name) = &event {
+            event_name(name.as_bytes()).map_err(|e| bad(e.reason().into()))?;
+        }
+        if line.data.len() > max_event {
+            return Err(Refusal::new(
+                413,
+                format!("line {}: event data over {max_event} bytes", n + 1),
+            ));
+        }
+        lines.push((topics, event, line.data));
+    }
+    if lines.is_empty() {
+        return Err(Refusal::new(400, "empty batch"));
+    }
+    let count = lines.len();
+    let events = lines
+        .iter()
+        .map(|(topics, event, data)| NewEvent {
+            topics: topics.iter().map(|t| &**t).collect(),
+            draft: Draft::new(event.as_deref().map(str::as_bytes), data.as_bytes()),
+        })
+        .collect();
+    Ok((seq.publish(events), count))
+}
+
+/// `{"ids":["1","2",...]}` for a batch of `count` consecutive ids from `first`.
+pub fn ids_json(first: u64, count: usize) -> String {
+    let mut out = String::with_capacity(10 + count * 20);
+    out.push_str("{\"ids\":[");
+    for (i, id) in (first..first + count as u64).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(itoa::Buffer::new().format(id));
+        out.push('"');
+    }
+    out.push_str("]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broadcast::history::Bounds;
+
+    fn seq() -> Sequencer {
+        let bounds = Bounds {
+            count: 100,
+            bytes: 1 << 20,
+            ttl_ms: 60_000,
+        };
+        Sequencer::starting_at(Box::new([]), bounds, 1)
+    }
+
+    fn target(q: &str) -> Target {
+        Target::from_query(Some(q.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn loopback_publishes_freely_and_others_need_the_token() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let far: IpAddr = "10.1.2.3".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(authorize(lo, None, None), Ok(()));
+        assert_eq!(authorize(mapped, None, None), Ok(()));
+        assert_eq!(authorize(far, None, None).unwrap_err().status, 403);
+        assert_eq!(
+            authorize(far, None, Some("s3cret")).unwrap_err().status,
+            401
+        );
+        assert_eq!(
+            authorize(far, Some(b"Bearer nope"), Some("s3cret"))
+                .unwrap_err()
+                .status,
+            403
+        );
+        assert_eq!(
+            authorize(far, Some(b"Bearer s3cret"), Some("s3cret")),
+            Ok(())
+        );
+        assert_eq!(
+            authorize(lo, Some(b"Bearer nope"), Some("s3cret"))
+                .unwrap_err()
+                .status,
+            403
+        );
+    }
+
+    #[test]
+    fn event_names_are_checked() {
+        assert_eq!(
+            target("topic=a&event=update").event.as_deref(),
+            Some("update")
+        );
+        for bad in [
+            "event=",
+            "event=a%0Ab",
+            "event=a%0Db",
+            "event=a%00b",
+            "event=%FF",
+        ] {
+            assert_eq!(
+                Target::from_query(Some(bad.as_bytes())),
+                Err(QueryError::BadEventName),
+                "{bad}"
+            );
+        }
+        let long = format!("event={}", "e".repeat(65));
+        assert_eq!(
+            Target::from_query(Some(long.as_bytes())),
+            Err(QueryError::BadEventName)
+        );
+    }
+
+    #[test]
+    fn single_publish_checks_size_and_utf8() {
+        let s = seq();
+        assert_eq!(single(&s, &target("topic=a"), b"hi", 10), Ok(1));
+        assert_eq!(
+            single(&s, &target("topic=a"), b"12345678901", 10)
+                .unwrap_err()
+                .status,
+            413
+        );
+        assert_eq!(
+            single(&s, &target("topic=a"), b"\xff", 10)
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(single(&s, &target(""), b"x", 10).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn a_bad_batch_line_publishes_nothing_and_is_named() {
+        let s = seq();
+        let body = b"{\"topic\":\"a\",\"data\":\"1\"}\n{\"topic\":\"a b\",\"data\":\"2\"}\n";
+        let err = batch(&s, &target(""), body, 100).unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(err.why.starts_with("line 2:"), "{}", err.why);
+        assert_eq!(s.last_id(), 0, "nothing was published");
+        let body =
+            b"{\"topic\":[\"a\",\"b\"],\"event\":\"e\",\"data\":\"x\\ny\"}\n\n{\"data\":\"z\"}\n";
+        assert_eq!(batch(&s, &target("topic=c"), body, 100), Ok((1, 2)));
+        assert_eq!(ids_json(1, 2), "{\"ids\":[\"1\",\"2\"]}");
+        let err = batch(
+            &s,
+            &target(""),
+            b"{\"topic\":\"a\",\"data\":\"x\",\"evnet\":\"typo\"}",
+            100,
+        )
+        .unwrap_err();
+        assert!(err.why.contains("unknown field"), "{}", err.why);
+        assert_eq!(
+            batch(&s, &target(""), b"{\"data\":\"x\"}", 100)
+                .unwrap_err()
+                .why,
+            "line 1: no topic"
+        );
+    }
+}

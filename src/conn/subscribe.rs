@@ -1,0 +1,224 @@
+//! `GET /events`: validate the topics, find the resume point, and turn the connection
+//! into a stream owned by the worker's data plane.
+
+use bytes::Bytes;
+
+use crate::broadcast::sequencer::Replay;
+use crate::http::query::{self, BadEncoding};
+use crate::worker::Worker;
+
+/// Topics one subscribe (or publish) may name: enough for any real page, small enough
+/// that a single request cannot make a connection expensive.
+pub const MAX_TOPICS: usize = 64;
+/// Longest topic name, in bytes.
+pub const MAX_TOPIC_BYTES: usize = 128;
+
+/// A validated subscribe request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Subscribe {
+    /// Distinct topic names, in the order given.
+    pub topics: Vec<String>,
+    /// The resume point as sent (header first, else query); None when absent or empty.
+    pub last_event_id: Option<Vec<u8>>,
+}
+
+/// Why a subscribe (or publish) query was refused; answered with 400.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryError {
+    NoTopic,
+    BadTopic,
+    TooManyTopics,
+    BadEncoding,
+    BadEventName,
+}
+
+impl QueryError {
+    pub const fn reason(self) -> &'static str {
+        match self {
+            QueryError::NoTopic => "no topic given (use ?topic=NAME)",
+            QueryError::BadTopic => "topic names are 1 to 128 bytes of A-Z a-z 0-9 - _ . ~ : /",
+            QueryError::TooManyTopics => "too many topics in one request (at most 64)",
+            QueryError::BadEncoding => "malformed percent-encoding in query",
+            QueryError::BadEventName => "event names are 1 to 64 bytes without CR, LF or NUL",
+        }
+    }
+}
+
+impl From<BadEncoding> for QueryError {
+    fn from(_: BadEncoding) -> Self {
+        QueryError::BadEncoding
+    }
+}
+
+/// Whether `name` is a valid topic name.
+pub fn valid_topic(name: &[u8]) -> bool {
+    (1..=MAX_TOPIC_BYTES).contains(&name.len())
+        && name.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'/')
+        })
+}
+
+/// Adds a topic to `topics` once, validating it.
+pub fn add_topic(topics: &mut Vec<String>, raw: &[u8]) -> Result<(), QueryError> {
+    if !valid_topic(raw) {
+        return Err(QueryError::BadTopic);
+    }
+    // Validated as ASCII above.
+    let name = String::from_utf8_lossy(raw);
+    if !topics.iter().any(|t| *t == name) {
+        if topics.len() == MAX_TOPICS {
+            return Err(QueryError::TooManyTopics);
+        }
+        topics.push(name.into_owned());
+    }
+    Ok(())
+}
+
+impl Subscribe {
+    /// Reads `?topic=...&last_event_id=...`; a `Last-Event-ID` header wins over the query
+    /// (a browser reconnecting sends the header with the newest id, on the same URL).
+    pub fn from_request(
+        query: Option<&[u8]>,
+        header_id: Option<&[u8]>,
+    ) -> Result<Subscribe, QueryError> {
+        let mut topics = Vec::new();
+        let mut query_id = None;
+        for pair in query::pairs(query.unwrap_or_default()) {
+            let (key, value) = pair?;
+            match &*key {
+                b"topic" => add_topic(&mut topics, &value)?,
+                b"last_event_id" if !value.is_empty() => query_id = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        if topics.is_empty() {
+            return Err(QueryError::NoTopic);
+        }
+        let last_event_id = match header_id {
+            Some(h) if !h.is_empty() => Some(h.to_vec()),
+            _ => query_id,
+        };
+        Ok(Subscribe {
+            topics,
+            last_event_id,
+        })
+    }
+}
+
+impl Worker {
+    /// Finds what the subscriber must be sent before live events and hands the
+    /// connection (already detached from its task) to the data plane.
+    pub fn subscribe(&mut self, key: u32, request: &Subscribe) {
+        let topics: Vec<&str> = request.topics.iter().map(String::as_str).collect();
+        let sequencer = &self.shared.sequencer;
+        let replay = match &request.last_event_id {
+            Some(id) => sequencer.resume(&topics, id),
+            None => Replay {
+                upto: sequencer.last_id(),
+                ..Replay::default()
+            },
+        };
+        let mut first = Vec::with_capacity(2 + replay.frames.len());
+        first.push(self.shared.stream_preamble.clone());
+        if let Some(oldest) = replay.gap {
+            let sent = request.last_event_id.as_deref().unwrap_or_default();
+            first.push(gap_frame(sent, oldest));
+            self.stats().replay_gaps.add(1);
+        }
+        self.stats().replayed.add(replay.frames.len() as u64);
+        first.extend(replay.frames);
+        self.start_stream(key, &topics, replay.upto, first);
+    }
+}
+
+/// The in-band notice that events may have been lost before the replay that follows.
+pub fn gap_frame(sent: &[u8], oldest: Option<u64>) -> Bytes {
+    let mut frame = String::from("event: gap\ndata: {\"last_event_id\":\"");
+    json_escape(&String::from_utf8_lossy(sent), &mut frame);
+    frame.push_str("\",\"oldest_id\":");
+    match oldest {
+        Some(id) => frame.push_str(&format!("\"{id}\"")),
+        None => frame.push_str("null"),
+    }
+    frame.push_str("}\n\n");
+    Bytes::from(frame)
+}
+
+/// Escapes a string for a JSON string literal (quotes, backslashes, control characters).
+pub fn json_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(q: &str, header: Option<&str>) -> Result<Subscribe, QueryError> {
+        Subscribe::from_request(Some(q.as_bytes()), header.map(str::as_bytes))
+    }
+
+    #[test]
+    fn topics_are_validated_and_deduplicated() {
+        let s = sub("topic=a&topic=b%2Fc&topic=a&x=1", None).unwrap();
+        assert_eq!(s.topics, ["a", "b/c"]);
+        assert_eq!(s.last_event_id, None);
+        assert_eq!(sub("x=1", None), Err(QueryError::NoTopic));
+        assert_eq!(sub("topic=", None), Err(QueryError::BadTopic));
+        assert_eq!(sub("topic=a%20b", None), Err(QueryError::BadTopic));
+        assert_eq!(sub("topic=a+b", None), Err(QueryError::BadTopic));
+        assert_eq!(
+            sub(&format!("topic={}", "x".repeat(129)), None),
+            Err(QueryError::BadTopic)
+        );
+        assert!(sub(&format!("topic={}", "x".repeat(128)), None).is_ok());
+        assert_eq!(sub("topic=%zz", None), Err(QueryError::BadEncoding));
+        let many: String = (0..65).map(|i| format!("topic=t{i}&")).collect();
+        assert_eq!(sub(&many, None), Err(QueryError::TooManyTopics));
+    }
+
+    #[test]
+    fn the_header_id_wins_and_empty_means_absent() {
+        assert_eq!(
+            sub("topic=a&last_event_id=5", None).unwrap().last_event_id,
+            Some(b"5".to_vec())
+        );
+        assert_eq!(
+            sub("topic=a&last_event_id=5", Some("9"))
+                .unwrap()
+                .last_event_id,
+            Some(b"9".to_vec())
+        );
+        assert_eq!(
+            sub("topic=a&last_event_id=5", Some(""))
+                .unwrap()
+                .last_event_id,
+            Some(b"5".to_vec())
+        );
+        assert_eq!(
+            sub("topic=a&last_event_id=", None).unwrap().last_event_id,
+            None
+        );
+    }
+
+    #[test]
+    fn gap_frames_escape_what_was_sent() {
+        let f = gap_frame(b"a\"b\\c\x01", Some(7));
+        assert_eq!(
+            &f[..],
+            b"event: gap\ndata: {\"last_event_id\":\"a\\\"b\\\\c\\u0001\",\"oldest_id\":\"7\"}\n\n"
+        );
+        assert_eq!(
+            &gap_frame(b"x", None)[..],
+            b"event: gap\ndata: {\"last_event_id\":\"x\",\"oldest_id\":null}\n\n"
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! The field lines: `field-name ":" OWS field-value OWS CRLF`, until the blank line.
+
+use super::{cursor, HeaderSink, Limits, ParseError, Status, Step};
+use crate::http::token::{is_ows, is_tchar};
+
+/// Parses field lines from `at` to the blank line, handing each to `sink`. Returns the
+/// index just past the blank line and how many field lines there were.
+#[inline(always)]
+pub(super) fn parse_fields<'a, S: HeaderSink<'a>>(
+    buf: &'a [u8],
+    mut at: usize,
+    limits: &Limits,
+    sink: &mut S,
+) -> Step<(usize, usize)> {
+    let mut count = 0;
+    loop {
+        match buf.get(at..) {
+            Some([b'\r', b'\n', ..]) => return Ok(Status::Complete((at + 2, count))),
+            Some([] | [b'\r']) | None => return Ok(Status::Partial),
+            Some([b'\r', ..] | [b'\n', ..]) => return Err(ParseError::NewLine),
+            Some(_) if count == limits.max_headers => return Err(ParseError::TooManyHeaders),
+            Some(_) => {}
+        }
+        let (name, value, next) = match field_line(buf, at)? {
+            Status::Complete(line) => line,
+            Status::Partial => return Ok(Status::Partial),
+        };
+        sink.header(name, value)?;
+        count += 1;
+        at = next;
+    }
+}
+
+/// One field line starting at `at` (known to hold at least one byte, not CR or LF).
+/// Returns the name, the trimmed value and where the next line starts.
+#[inline(always)]
+fn field_line(buf: &[u8], at: usize) -> Step<(&[u8], &[u8], usize)> {
+    let colon = match field_name_end(buf, at)? {
+        Status::Complete(colon) => colon,
+        Status::Partial => return Ok(Status::Partial),
+    };
+    let mut start = colon + 1;
+    while buf.get(start).is_some_and(|&b| is_ows(b)) {
+        start += 1;
+    }
+    let stop = cursor::value_end(buf, start);
+    match buf.get(stop..) {
+        Some([b'\r', b'\n', ..]) => {}
+        Some([] | [b'\r']) | None => return Ok(Status::Partial),
+        Some([b'\r', ..] | [b'\n', ..]) => return Err(ParseError::NewLine),
+        Some(_) => return Err(ParseError::HeaderValue),
+    }
+    let mut end = stop;
+    while end > start && is_ows(buf[end - 1]) {
+        end -= 1;
+    }
+    Ok(Status::Complete((
+        &buf[at..colon],
+        &buf[start..end],
+        stop + 2,
+    )))
+}
+
+/// The index of the colon ending the field name that starts at `at`.
+#[inline(always)]
+fn field_name_end(buf: &[u8], at: usize) -> Step<usize> {
+    let rest = buf.get(at..).unwrap_or_default();
+    let len = rest
+        .iter()
+        .position(|&b| !is_tchar(b))
+        .unwrap_or(rest.len());
+    match rest.get(len) {
+        None => Ok(Status::Partial),
+        Some(b':') if len > 0 => Ok(Status::Complete(at + len)),
+        // A line that starts with whitespace continues the previous one (obs-fold), or,
+        // on the first line, hides a field from a lenient reader: both are rejected.
+        Some(b' ' | b'\t') if len == 0 => Err(ParseError::ObsFold),
+        Some(_) => Err(ParseError::HeaderName),
+    }
+}

@@ -1,0 +1,253 @@
+//! Starting the workers, and stopping them: one thread per worker, each with its own
+//! runtime, listener and data plane; SIGTERM/SIGINT begin the drain.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use slab::Slab;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::broadcast::history::Bounds;
+use crate::broadcast::hub::Hub;
+use crate::broadcast::inbox::Inbox;
+use crate::broadcast::sequencer::Sequencer;
+use crate::config::{Config, Driver};
+use crate::metrics::WorkerStats;
+use crate::stream::plane::Plane;
+use crate::timer::wheel::Wheel;
+use crate::worker::{self, Clock, Wake, Worker};
+use crate::{accept, sys};
+
+/// Descriptors kept back from the connection limit: listeners, rings, eventfds, epoll,
+/// standard streams, and room for the process to log and accept-and-refuse.
+const FD_RESERVE: u64 = 100;
+/// Listen backlog: absorbs a reconnect storm while the workers catch up.
+const BACKLOG: i32 = 4096;
+
+/// What every worker shares.
+pub struct Shared {
+    pub config: Config,
+    pub sequencer: Sequencer,
+    pub inboxes: Box<[Arc<Inbox>]>,
+    pub stats: Box<[WorkerStats]>,
+    /// Open connections in the process, against `max_connections`.
+    pub open: AtomicUsize,
+    pub max_connections: usize,
+    /// The response head and `retry:` frame every subscriber starts with.
+    pub stream_preamble: Bytes,
+    draining: AtomicBool,
+}
+
+impl Shared {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Starts the shutdown drain on every worker.
+    pub fn begin_drain(&self) {
+        if !self.draining.swap(true, Ordering::AcqRel) {
+            for inbox in self.inboxes.iter() {
+                inbox.notify();
+            }
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    pub shared: Arc<Shared>,
+    pub local_addr: SocketAddr,
+    /// "io_uring" or "epoll".
+    pub driver: &'static str,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds every worker's listener and starts the workers.
+    pub fn start(config: Config) -> io::Result<Server> {
+        let nofile = sys::raise_nofile_limit().unwrap_or(1024);
+        let workers = match config.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let uring = match config.driver {
+            Driver::Legacy => false,
+            Driver::Auto => monoio::utils::detect_uring(),
+            Driver::Uring if monoio::utils::detect_uring() => true,
+            Driver::Uring => {
+                return Err(io::Error::other(
+                    "--driver uring: io_uring is not available here",
+                ))
+            }
+        };
+        let listeners = bind_listeners(config.listen, workers)?;
+        let local_addr = listeners[0].local_addr()?;
+        let max_connections = config
+            .max_connections
+            .unwrap_or(nofile.saturating_sub(FD_RESERVE).max(1) as usize);
+        let inboxes: Box<[Arc<Inbox>]> = (0..workers).map(|_| Arc::new(Inbox::default())).collect();
+        let bounds = Bounds {
+            count: config.history,
+            bytes: config.history_bytes,
+            ttl_ms: config.history_ttl.as_millis() as u64,
+        };
+        let head = crate::http::response::Response::new(200)
+            .header("Content-Type", "text/event-stream")
+            .header("Cache-Control", "no-cache")
+            .header("X-Accel-Buffering", "no")
+            .streaming();
+        let mut preamble = head;
+        preamble.extend_from_slice(format!("retry: {}\n\n", config.retry.as_millis()).as_bytes());
+        let shared = Arc::new(Shared {
+            sequencer: Sequencer::new(inboxes.clone(), bounds),
+            inboxes,
+            stats: (0..workers).map(|_| WorkerStats::default()).collect(),
+            open: AtomicUsize::new(0),
+            max_connections,
+            stream_preamble: Bytes::from(preamble),
+            draining: AtomicBool::new(false),
+            config,
+        });
+        let mut threads = Vec::with_capacity(workers);
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let shared = shared.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("ringcast-w{index}"))
+                .spawn(move || run_worker(index, shared, listener, uring))?;
+            threads.push(thread);
+        }
+        let driver = if uring { "io_uring" } else { "epoll" };
+        log::info!(
+            version = env!("CARGO_PKG_VERSION"), listen:% = local_addr, workers = workers, driver = driver,
+            max_connections = max_connections, nofile = nofile;
+            "ringcast started"
+        );
+        Ok(Server {
+            shared,
+            local_addr,
+            driver,
+            threads,
+        })
+    }
+
+    /// Begins the drain; `join` waits for it to finish.
+    pub fn shutdown(&self) {
+        self.shared.begin_drain();
+    }
+
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs until SIGTERM or SIGINT, then drains and returns.
+pub fn run(config: Config) -> io::Result<()> {
+    let signals = sys::block_termination_signals();
+    let server = Server::start(config)?;
+    let signal = sys::wait_signal(&signals);
+    log::info!(signal = signal, drain:? = server.shared.config.drain; "draining");
+    server.shutdown();
+    server.join();
+    log::info!("stopped");
+    Ok(())
+}
+
+fn bind_listeners(addr: SocketAddr, workers: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut listeners = Vec::with_capacity(workers);
+    let mut addr = addr;
+    for _ in 0..workers {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket
+            .bind(&addr.into())
+            .map_err(|e| io::Error::new(e.kind(), format!("while binding {addr}: {e}")))?;
+        socket.listen(BACKLOG)?;
+        let listener: std::net::TcpListener = socket.into();
+        // Port 0 resolves on the first bind; the other workers share that port.
+        addr = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+type Runtime = monoio::FusionRuntime<
+    monoio::time::TimeDriver<monoio::IoUringDriver>,
+    monoio::time::TimeDriver<monoio::LegacyDriver>,
+>;
+
+fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener, uring: bool) {
+    let built: io::Result<Runtime> = if uring {
+        monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(1024)
+            .enable_timer()
+            .build()
+            .map(Into::into)
+    } else {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(Into::into)
+    };
+    let mut runtime = match built {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!(worker = index, error:% = e; "cannot start the worker's runtime");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(async move {
+        let plane = match uring {
+            true => Plane::ring(shared.config.ring_entries).or_else(|e| {
+                log::warn!(worker = index, error:% = e; "private io_uring unavailable; subscriber writes use epoll");
+                Plane::epoll()
+            }),
+            false => Plane::epoll(),
+        };
+        let plane = match plane {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!(worker = index, error:% = e; "cannot set up the data plane");
+                std::process::exit(1);
+            }
+        };
+        let listener = match monoio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!(worker = index, error:% = e; "cannot adopt the listener");
+                std::process::exit(1);
+            }
+        };
+        let doorbell = plane.doorbell();
+        let worker = Rc::new(RefCell::new(Worker {
+            index,
+            listener_fd: std::os::fd::AsRawFd::as_raw_fd(&listener),
+            conns: Slab::new(),
+            hub: Hub::default(),
+            wheel: Wheel::new(),
+            plane,
+            clock: Clock::new(shared.config.tick),
+            dirty: Vec::new(),
+            evict: Vec::new(),
+            turn_batches: Vec::new(),
+            completions: Vec::new(),
+            next_gen: 0,
+            drain: None,
+            rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1),
+            wake: Rc::new(Wake::default()),
+            shared,
+        }));
+        monoio::spawn(worker::doorbell(doorbell, worker.clone()));
+        monoio::spawn(accept::run(listener, worker.clone()));
+        worker::run(worker).await;
+    });
+}

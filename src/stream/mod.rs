@@ -1,0 +1,267 @@
+//! The subscriber data plane: queue frames per connection, write them coalesced, learn
+//! of peers closing, and free connections once the kernel is done with them.
+//!
+//! A delivery only pushes a shared frame onto the connection's [`out::Out`] and marks the
+//! connection dirty; [`Worker::flush`] then starts one write per dirty connection that
+//! has none in flight, carrying everything queued, and submits them all at once.
+
+pub mod epoll;
+pub mod out;
+pub mod plane;
+pub mod ring;
+
+use std::os::fd::RawFd;
+
+use bytes::Bytes;
+
+use crate::conn::{flags, CloseReason, Phase};
+use crate::stream::plane::{Op, Plane, Token};
+use crate::sys::{self, Readable};
+use crate::worker::Worker;
+
+/// Bytes a streaming subscriber may send us (it should send nothing) before it is closed.
+const MAX_DISCARD: usize = 64 << 10;
+
+impl Worker {
+    /// Turns the request-phase connection `key` into a subscriber of `topics`, queueing
+    /// `first` (head, `retry:`, gap notice, replay) ahead of every live event after `upto`.
+    pub fn start_stream(
+        &mut self,
+        key: u32,
+        topics: &[&str],
+        upto: u64,
+        first: impl IntoIterator<Item = Bytes>,
+    ) {
+        let now = self.clock.now() as u32;
+        let fd = self.conns[key as usize].fd;
+        if let Some(bytes) = self.shared.config.sndbuf {
+            sys::set_sndbuf(fd, bytes);
+        }
+        sys::set_nodelay(fd);
+        for (i, topic) in topics.iter().enumerate() {
+            let link = self.hub.subscribe(topic, key, i as u32);
+            self.conns[key as usize].links.push(link);
+        }
+        let conn = &mut self.conns[key as usize];
+        conn.phase = Phase::Stream;
+        conn.last_id = upto;
+        conn.last_write = now;
+        for frame in first {
+            conn.out.push(frame);
+        }
+        let token = Token { key, gen: conn.gen };
+        if matches!(self.plane, Plane::Ring(_)) {
+            conn.set(flags::WATCHING);
+        }
+        self.plane.watch(token, fd);
+        self.mark_dirty(key);
+        self.stats().subscribers.add(1);
+        self.stats().subscriptions.add(topics.len() as u64);
+        self.schedule(key);
+        self.wake.kick();
+    }
+
+    /// Queues a frame that carries no event id (heartbeats, a final `retry:`).
+    pub fn push_control(&mut self, key: u32, frame: Bytes) {
+        self.conns[key as usize].out.push(frame);
+        self.mark_dirty(key);
+    }
+
+    pub(crate) fn mark_dirty(&mut self, key: u32) {
+        let conn = &mut self.conns[key as usize];
+        if !conn.has(flags::DIRTY) {
+            conn.set(flags::DIRTY);
+            self.dirty.push(key);
+        }
+    }
+
+    /// Starts a write for every dirty connection that has none in flight, then submits
+    /// them all with one system call.
+    pub fn flush(&mut self) {
+        // Completions of writes made during this flush (all of them, on the epoll plane)
+        // can make connections dirty again; they are handled by the next turn's reap.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for key in dirty.drain(..) {
+            if let Some(conn) = self.conns.get_mut(key as usize) {
+                conn.clear(flags::DIRTY);
+                if !conn.has(flags::WRITING) && !conn.has(flags::BLOCKED) {
+                    self.start_write(key);
+                }
+            }
+        }
+        self.dirty = dirty;
+        self.plane.submit();
+    }
+
+    fn start_write(&mut self, key: u32) {
+        let now = self.clock.now() as u32;
+        let conn = &mut self.conns[key as usize];
+        if conn.out.is_empty() || matches!(conn.phase, Phase::Closing | Phase::Request) {
+            return;
+        }
+        let token = Token { key, gen: conn.gen };
+        let mut one = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }];
+        let iov = conn.out.iov(&mut one);
+        // SAFETY: the frames the iovecs point to are owned by `conn.out` and are neither
+        // dropped nor moved (their heap data never moves) until `on_write` consumes this
+        // write's completion; several iovecs live in the boxed queue, which is not touched
+        // while WRITING is set. A single iovec is copied into the submission itself.
+        unsafe { self.plane.write(token, conn.fd, iov) };
+        conn.set(flags::WRITING);
+        conn.last_write = now;
+        if conn.stalled_since == 0 {
+            conn.stalled_since = now.max(1);
+        }
+        self.stats().writes.add(1);
+    }
+
+    /// Collects the data plane's completions and acts on each.
+    pub fn reap(&mut self) {
+        let mut done = std::mem::take(&mut self.completions);
+        self.plane.complete(&mut done);
+        for c in done.drain(..) {
+            let Some(conn) = self.conns.get(c.token.key as usize) else {
+                continue;
+            };
+            if conn.gen != c.token.gen {
+                continue;
+            }
+            match c.op {
+                Op::Write => self.on_write(c.token.key, c.res),
+                Op::Watch => self.on_watch(c.token.key, c.res),
+                Op::Writable => self.on_writable(c.token.key),
+            }
+        }
+        self.completions = done;
+    }
+
+    fn on_write(&mut self, key: u32, res: i32) {
+        let now = self.clock.now() as u32;
+        let conn = &mut self.conns[key as usize];
+        conn.clear(flags::WRITING);
+        if conn.phase == Phase::Closing {
+            self.finalize_if_done(key);
+            return;
+        }
+        if res == -libc::EAGAIN {
+            conn.set(flags::BLOCKED);
+            return;
+        }
+        if res < 0 {
+            self.close(key, CloseReason::from_errno(-res));
+            return;
+        }
+        conn.out.consume(res as usize);
+        if conn.out.is_empty() {
+            conn.stalled_since = 0;
+            if conn.phase == Phase::Draining {
+                let reason = conn.ending.unwrap_or(CloseReason::Shutdown);
+                self.close(key, reason);
+            }
+        } else {
+            conn.stalled_since = now.max(1);
+            self.mark_dirty(key);
+        }
+        self.stats().bytes.add(res as u64);
+    }
+
+    fn on_writable(&mut self, key: u32) {
+        let conn = &mut self.conns[key as usize];
+        if conn.has(flags::BLOCKED) {
+            conn.clear(flags::BLOCKED);
+            self.mark_dirty(key);
+        }
+    }
+
+    fn on_watch(&mut self, key: u32, res: i32) {
+        let conn = &mut self.conns[key as usize];
+        conn.clear(flags::WATCHING);
+        if conn.phase == Phase::Closing {
+            self.finalize_if_done(key);
+            return;
+        }
+        let hangup = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as i32;
+        if res < 0 || res & hangup != 0 {
+            self.close(key, CloseReason::Peer);
+            return;
+        }
+        match sys::drain_readable(conn.fd) {
+            Readable::Closed => self.close(key, CloseReason::Peer),
+            Readable::Discarded(n) if n > MAX_DISCARD => self.close(key, CloseReason::Rejected),
+            Readable::Discarded(_) => {
+                let token = Token { key, gen: conn.gen };
+                if matches!(self.plane, Plane::Ring(_)) {
+                    conn.set(flags::WATCHING);
+                }
+                self.plane.watch(token, conn.fd);
+            }
+        }
+    }
+
+    /// Ends a subscriber now: leaves the hub and the wheel, counts the reason, and frees
+    /// the entry as soon as the kernel holds nothing of it. Readers evicted as slow, and
+    /// errors, are reset so their unsent data does not linger in kernel memory.
+    pub fn close(&mut self, key: u32, reason: CloseReason) {
+        let conn = &mut self.conns[key as usize];
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        let was_stream = conn.phase != Phase::Request;
+        conn.phase = Phase::Closing;
+        conn.out.clear();
+        let links = std::mem::take(&mut conn.links);
+        let fd = conn.fd;
+        if matches!(reason, CloseReason::Slow | CloseReason::Error) {
+            sys::set_abortive_close(fd);
+        }
+        // Wakes the pending watch and fails a pending send, so both complete promptly.
+        sys::shutdown(fd, sys::Shut::Both);
+        for link in &links {
+            if let Some(moved) = self.hub.unsubscribe(*link) {
+                self.conns[moved.conn as usize].links[moved.link as usize].pos = moved.pos;
+            }
+        }
+        self.wheel.cancel(key);
+        let stats = self.stats();
+        stats.closes[reason.index()].add(1);
+        if was_stream {
+            stats.subscribers.sub(1);
+            stats.subscriptions.sub(links.len() as u64);
+        }
+        self.finalize_if_done(key);
+    }
+
+    /// Frees the entry of a closing connection once no kernel operation refers to it.
+    fn finalize_if_done(&mut self, key: u32) {
+        let conn = &self.conns[key as usize];
+        let in_kernel = matches!(self.plane, Plane::Ring(_)) && conn.in_kernel();
+        if conn.phase != Phase::Closing || in_kernel {
+            return;
+        }
+        let fd = conn.fd;
+        self.plane.forget(fd);
+        sys::close(fd);
+        self.release(key);
+    }
+
+    /// Removes a connection's entry (its descriptor already closed or handed off).
+    pub fn release(&mut self, key: u32) {
+        self.conns.remove(key as usize);
+        self.wheel.cancel(key);
+        self.shared
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats().connections.sub(1);
+    }
+
+    /// Registers a newly accepted connection; returns its key.
+    pub fn admit(&mut self, fd: RawFd) -> u32 {
+        self.next_gen = Token::next_gen(self.next_gen);
+        let key = self.conns.insert(crate::conn::Conn::new(fd, self.next_gen)) as u32;
+        self.stats().connections.add(1);
+        key
+    }
+}

@@ -1,0 +1,236 @@
+//! The raw system calls the server makes outside its runtimes: file-descriptor limits,
+//! socket options and shutdowns, the eventfd doorbell, and epoll for the legacy plane.
+//! Every `unsafe` block outside the io_uring submission code lives here.
+
+use std::io;
+use std::os::fd::RawFd;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit; returns the new soft limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit we own.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the rlimit we own.
+        check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) })?;
+        lim.rlim_cur = lim.rlim_max;
+    }
+    Ok(lim.rlim_cur)
+}
+
+/// How a socket is shut down.
+#[derive(Clone, Copy, Debug)]
+pub enum Shut {
+    /// Wakes a pending read with end-of-file; writing still works (used to interrupt a
+    /// handshake read when its timer fires).
+    Read,
+    /// Sends FIN after queued data; the peer sees a clean end of stream.
+    Write,
+    /// Both: wakes every pending operation on the socket.
+    Both,
+}
+
+pub fn shutdown(fd: RawFd, how: Shut) {
+    let how = match how {
+        Shut::Read => libc::SHUT_RD,
+        Shut::Write => libc::SHUT_WR,
+        Shut::Both => libc::SHUT_RDWR,
+    };
+    // SAFETY: shutdown on a descriptor we own; errors (e.g. ENOTCONN after the peer left)
+    // mean there is nothing left to shut down.
+    unsafe { libc::shutdown(fd, how) };
+}
+
+pub fn close(fd: RawFd) {
+    // SAFETY: the caller owns `fd` and never uses it again.
+    unsafe { libc::close(fd) };
+}
+
+/// Makes the next close send RST and free the socket's buffers at once, instead of
+/// keeping unsent data in an orphaned socket (for evicting readers that stopped reading).
+pub fn set_abortive_close(fd: RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    set_opt(fd, libc::SOL_SOCKET, libc::SO_LINGER, &linger);
+}
+
+pub fn set_sndbuf(fd: RawFd, bytes: usize) {
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    set_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &bytes);
+}
+
+pub fn set_nodelay(fd: RawFd) {
+    set_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &1 as &libc::c_int);
+}
+
+fn set_opt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) {
+    // SAFETY: `value` points to a live T of the size we pass. A failure leaves the
+    // kernel's default in place, which is safe for every option we set.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+}
+
+/// What a subscriber's socket had to say after it became readable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readable {
+    /// The peer closed (or reset) its side.
+    Closed,
+    /// Bytes were read and thrown away (a subscriber has nothing more to say); how many.
+    Discarded(usize),
+}
+
+/// Reads and discards what a streaming subscriber sent, without blocking, to learn
+/// whether it closed. Bounded so a client that keeps sending cannot hold the worker.
+pub fn drain_readable(fd: RawFd) -> Readable {
+    let mut scratch = [0u8; 4096];
+    let mut total = 0;
+    for _ in 0..16 {
+        // SAFETY: recv writes at most scratch.len() bytes into the stack buffer we own.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                scratch.as_mut_ptr().cast(),
+                scratch.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            0 => return Readable::Closed,
+            n if n > 0 => total += n as usize,
+            _ => {
+                let err = io::Error::last_os_error();
+                return match err.kind() {
+                    io::ErrorKind::WouldBlock => Readable::Discarded(total),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => Readable::Closed,
+                };
+            }
+        }
+    }
+    Readable::Discarded(total)
+}
+
+/// A nonblocking eventfd: the doorbell a private ring rings when it completes work
+/// asynchronously, so the worker's runtime wakes up to reap it.
+pub fn eventfd() -> io::Result<RawFd> {
+    // SAFETY: creates a new descriptor; no pointers involved.
+    check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })
+}
+
+/// Clears an eventfd's counter.
+pub fn eventfd_clear(fd: RawFd) {
+    let mut value = 0u64;
+    // SAFETY: reads exactly 8 bytes into the u64 we own; EAGAIN means already clear.
+    unsafe { libc::read(fd, (&mut value as *mut u64).cast(), 8) };
+}
+
+/// Writes an iovec array without blocking. Returns bytes written or a negative errno,
+/// the same convention as an io_uring completion.
+///
+/// # Safety
+/// Every iovec must point to `iov_len` readable bytes.
+pub unsafe fn writev(fd: RawFd, iov: &[libc::iovec]) -> i32 {
+    let count = iov.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+    // SAFETY: the caller guarantees the iovecs are valid; count is within the slice.
+    let n = unsafe { libc::writev(fd, iov.as_ptr(), count) };
+    if n < 0 {
+        -io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    } else {
+        n as i32
+    }
+}
+
+pub mod epoll {
+    //! The readiness calls of the legacy plane.
+    use super::check;
+    use std::io;
+    use std::os::fd::RawFd;
+
+    pub use libc::epoll_event as Event;
+
+    pub fn create() -> io::Result<RawFd> {
+        // SAFETY: creates a new descriptor; no pointers involved.
+        check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
+    }
+
+    pub fn add(epfd: RawFd, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: epoll_ctl reads the event we own.
+        check(unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(drop)
+    }
+
+    pub fn delete(epfd: RawFd, fd: RawFd) {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: as above; failure means the fd was not registered.
+        unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, &mut ev) };
+    }
+
+    /// Collects ready events without blocking.
+    pub fn wait(epfd: RawFd, events: &mut Vec<Event>) -> usize {
+        events.clear();
+        if events.capacity() == 0 {
+            events.reserve(1024);
+        }
+        let cap = events.capacity().min(i32::MAX as usize);
+        // SAFETY: the kernel writes at most `cap` events into the vector's spare capacity,
+        // and we set the length to what it reports.
+        unsafe {
+            let n = libc::epoll_wait(epfd, events.as_mut_ptr(), cap as i32, 0);
+            if n > 0 {
+                events.set_len(n as usize);
+            }
+        }
+        events.len()
+    }
+}
+
+/// Blocks SIGTERM and SIGINT in this thread and every thread it starts afterwards, so
+/// they are only ever taken by [`wait_signal`]. Call before starting workers.
+pub fn block_termination_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise the set we own; pthread_sigmask reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Waits for one of the blocked signals; returns its number.
+pub fn wait_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig = 0;
+    loop {
+        // SAFETY: sigwait reads the set and writes the signal number we own.
+        if unsafe { libc::sigwait(set, &mut sig) } == 0 {
+            return sig;
+        }
+    }
+}
