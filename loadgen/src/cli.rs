@@ -538,7 +538,8 @@ pub(crate) mod tests {
 
     #[test]
     fn src_ips_through_the_command_line() {
-        let cli = Cli::try_parse_from(["loadgen", "idle", "--src-ips", "127.0.0.2-127.0.0.17"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["loadgen", "idle", "--src-ips", "127.0.0.2-127.0.0.17"]).unwrap();
         let plan = resolve(cli.command.unwrap()).unwrap().0;
         assert_eq!(plan.src_ips.len(), 16);
         assert_eq!(plan.src_ips[15], Ipv4Addr::new(127, 0, 0, 17));
