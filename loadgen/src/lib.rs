@@ -15,7 +15,7 @@
 //! ```
 //!
 //! In the order a run passes through them:
-//! - [`cli`]: flags, presets, validation; builds the [`plan::Plan`].
+//! - [`cli`]: flags, presets, validation; builds the [`plan::Plan`] ([`units`] parses values).
 //! - [`plan`]: every parameter of a run, request templates.
 //! - [`run`]: the parent: worker processes, phases, `/proc` readings.
 //! - [`protocol`]: the JSON lines between parent and workers.
@@ -48,6 +48,7 @@ pub mod stats;
 pub mod subscriber;
 pub mod sys;
 pub mod table;
+pub mod units;
 pub mod worker;
 
 /// The outcome of parsing possibly incomplete input: "need more bytes" is a status,
