@@ -105,6 +105,8 @@ fn loadgen(args: &[&str]) -> (i32, Value) {
     let text = std::fs::read_to_string(&json)
         .unwrap_or_else(|e| panic!("no JSON report ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
     let report: Value = serde_json::from_str(&text).expect("valid JSON");
+    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_dir(&dir);
     println!("{stdout}");
     (out.status.code().unwrap_or(-1), report)
 }
