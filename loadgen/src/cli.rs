@@ -1,0 +1,475 @@
+//! The command line: scenarios as subcommands, flags with units, presets per target
+//! server, and the checks that turn bad arguments into one clear message. The result
+//! is a [`Plan`].
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::{Endpoint, Plan, Publish, Reconnect, Scenario, Slow, Template};
+use crate::units::{parse_duration, parse_ip_list, parse_size};
+
+/// Connections per worker process: the open-file limit here is 20,000 and a process
+/// needs a few dozen descriptors of its own (rings, pipes, stdio).
+pub const DEFAULT_CONNS_PER_PROCESS: u32 = 19_000;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "Load generator for Server-Sent Events servers"
+)]
+pub struct Cli {
+    /// Internal: run as a worker process (plan on stdin, results on stdout).
+    #[arg(long, hide = true)]
+    pub child: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open N subscribers at a rate, hold them, report connect figures and memory.
+    Idle(IdleArgs),
+    /// N subscribers over T topics, publish at R events/s: throughput, latency, loss.
+    Fanout(FanoutArgs),
+    /// Like fanout, but drop and resume a share of subscribers with Last-Event-ID.
+    Reconnect(ReconnectArgs),
+    /// Like fanout, but a share of subscribers stops reading: effect and evictions.
+    Slow(SlowArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// ringcast: GET /events?topic=T, POST /publish?topic=T.
+    Ringcast,
+    /// Nchan: GET /sub/T, POST /pub/T (Accept: text/json).
+    Nchan,
+    /// No defaults: give --sub-url and --pub-url.
+    Generic,
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Preset URL templates for a known server.
+    #[arg(long, value_enum, default_value = "ringcast")]
+    pub target: Target,
+    /// Base URL that path-only templates are resolved against.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Subscribe URL template ({topic}); a path is resolved against --server.
+    #[arg(long)]
+    pub sub_url: Option<String>,
+    /// Extra subscribe request header, "Name: value" (repeatable).
+    #[arg(long = "sub-header")]
+    pub sub_headers: Vec<String>,
+    /// Subscriber connections.
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    pub connections: u32,
+    /// Topics; subscriber i follows topic i % T.
+    #[arg(short = 't', long, default_value_t = 10)]
+    pub topics: u32,
+    /// Topic name prefix (default: "lg<pid>-", unique per run, so runs never share history).
+    #[arg(long)]
+    pub topic_prefix: Option<String>,
+    /// New connections per second.
+    #[arg(long, default_value_t = 2000.0)]
+    pub connect_rate: f64,
+    /// Connects in flight at once.
+    #[arg(long, default_value_t = 256)]
+    pub connect_inflight: u32,
+    /// Time for connect + response head, e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Hold (idle) or publishing (other scenarios) time, e.g. 10s.
+    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Wait this long after publishing for the last events.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    /// Hard limit for the whole run (default: ramp-up + duration + drain + 30s).
+    #[arg(long, value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
+    /// Source addresses: "127.0.0.2-127.0.0.17" or a comma list (default: kernel's choice).
+    #[arg(long, value_parser = parse_src_ips)]
+    pub src_ips: Option<SrcIps>,
+    /// Runtime threads per worker process (default: CPUs available).
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Connections per worker process; more connections start more processes.
+    #[arg(long, default_value_t = DEFAULT_CONNS_PER_PROCESS)]
+    pub conns_per_process: u32,
+    /// Server process to measure (RSS, CPU); repeat to sum several processes.
+    #[arg(long = "server-pid")]
+    pub server_pids: Vec<u32>,
+    /// Write every figure, the parameters and the environment to this JSON file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Events per second over all topics; 0 = as fast as the server answers.
+    #[arg(short = 'r', long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Bytes of event data (with units: 64, 1KiB).
+    #[arg(short = 'p', long, default_value = "64", value_parser = parse_size)]
+    pub payload: usize,
+    /// Publish URL template ({topic}); a path is resolved against --server.
+    #[arg(long)]
+    pub pub_url: Option<String>,
+    /// Publish method.
+    #[arg(long, default_value = "POST")]
+    pub pub_method: String,
+    /// Publish body template ({data}, {topic}).
+    #[arg(long, default_value = "{data}")]
+    pub pub_body: String,
+    /// Extra publish request header, "Name: value" (repeatable).
+    #[arg(long = "pub-header")]
+    pub pub_headers: Vec<String>,
+    /// Publisher keep-alive connections (topics are split among them).
+    #[arg(long, default_value_t = 1)]
+    pub pub_conns: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconnectArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+    /// Share of live connections dropped and resumed each interval (0-1].
+    #[arg(long, default_value_t = 0.1)]
+    pub reconnect_fraction: f64,
+    /// How often a share is dropped.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub reconnect_interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SlowArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+    /// Share of subscribers that stop reading (0-1).
+    #[arg(long, default_value_t = 0.1)]
+    pub slow_share: f64,
+    /// SO_RCVBUF of slow subscribers.
+    #[arg(long, default_value = "4KiB", value_parser = parse_size)]
+    pub slow_rcvbuf: usize,
+    /// When slow subscribers stop reading, after publishing starts (default: a third of --duration).
+    #[arg(long, value_parser = parse_duration)]
+    pub slow_after: Option<Duration>,
+}
+
+/// What `main` needs besides the plan.
+pub struct Output {
+    pub json: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// Resolves a scenario's arguments into a plan, or says what is wrong.
+pub fn resolve(cmd: Command) -> Result<(Plan, Output), String> {
+    let (scenario, common, publish, reconnect, slow) = match cmd {
+        Command::Idle(a) => (Scenario::Idle, a.common, None, None, None),
+        Command::Fanout(a) => (Scenario::Fanout, a.common, Some(a.publish), None, None),
+        Command::Reconnect(a) => {
+            check(
+                a.reconnect_fraction > 0.0 && a.reconnect_fraction <= 1.0,
+                "--reconnect-fraction must be in (0, 1]",
+            )?;
+            check(
+                !a.reconnect_interval.is_zero(),
+                "--reconnect-interval must be above 0",
+            )?;
+            let r = Reconnect {
+                fraction: a.reconnect_fraction,
+                interval_ms: ms(a.reconnect_interval),
+            };
+            (
+                Scenario::Reconnect,
+                a.common,
+                Some(a.publish),
+                Some(r),
+                None,
+            )
+        }
+        Command::Slow(a) => {
+            check(
+                a.slow_share > 0.0 && a.slow_share < 1.0,
+                "--slow-share must be in (0, 1)",
+            )?;
+            let after = a.slow_after.unwrap_or(a.common.duration / 3);
+            check(
+                after < a.common.duration,
+                "--slow-after must be shorter than --duration",
+            )?;
+            let s = Slow {
+                share: a.slow_share,
+                rcvbuf: a.slow_rcvbuf.max(1024),
+                after_ms: ms(after),
+            };
+            (Scenario::Slow, a.common, Some(a.publish), None, Some(s))
+        }
+    };
+    let output = Output {
+        json: common.json.clone(),
+        quiet: common.quiet,
+    };
+    let publish = publish.map(|p| resolve_publish(p, &common)).transpose()?;
+    let plan = resolve_common(scenario, common, publish, reconnect, slow)?;
+    Ok((plan, output))
+}
+
+fn resolve_common(
+    scenario: Scenario,
+    c: Common,
+    publish: Option<Publish>,
+    reconnect: Option<Reconnect>,
+    slow: Option<Slow>,
+) -> Result<Plan, String> {
+    check(c.connections > 0, "--connections must be at least 1")?;
+    check(c.topics > 0, "--topics must be at least 1")?;
+    check(
+        c.connect_rate > 0.0 && c.connect_rate.is_finite(),
+        "--connect-rate must be above 0",
+    )?;
+    check(
+        c.connect_inflight > 0,
+        "--connect-inflight must be at least 1",
+    )?;
+    check(!c.duration.is_zero(), "--duration must be above 0")?;
+    check(
+        c.conns_per_process >= 1,
+        "--conns-per-process must be at least 1",
+    )?;
+    let sub_url = match (c.sub_url.as_deref(), c.target) {
+        (Some(u), _) => u,
+        (None, Target::Ringcast) => "/events?topic={topic}",
+        (None, Target::Nchan) => "/sub/{topic}",
+        (None, Target::Generic) => return Err("--target generic needs --sub-url".into()),
+    };
+    let subscribe = Endpoint::parse(sub_url, &c.server)?;
+    check(
+        subscribe.path.has(&crate::plan::Piece::Topic),
+        "--sub-url needs a {topic} placeholder",
+    )?;
+    for h in &c.sub_headers {
+        check_header(h, "--sub-header")?;
+    }
+    let src_ips = c.src_ips.map(|s| s.0).unwrap_or_default();
+    check_port_budget(c.connections, src_ips.len())?;
+    let threads = c
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    check((1..=256).contains(&threads), "--threads must be 1 to 256")?;
+    let ramp = Duration::from_secs_f64(f64::from(c.connections) / c.connect_rate);
+    let deadline = c.deadline.unwrap_or(
+        ramp + c.connect_timeout + c.duration + c.drain_timeout + Duration::from_secs(30),
+    );
+    check(
+        deadline > c.duration,
+        "--deadline must be longer than --duration",
+    )?;
+    Ok(Plan {
+        scenario,
+        target: format!("{:?}", c.target).to_lowercase(),
+        subscribe,
+        sub_headers: c.sub_headers,
+        connections: c.connections,
+        topics: c.topics,
+        topic_prefix: c
+            .topic_prefix
+            .unwrap_or_else(|| format!("lg{}-", std::process::id())),
+        connect_rate: c.connect_rate,
+        connect_inflight: c.connect_inflight,
+        connect_timeout_ms: ms(c.connect_timeout),
+        duration_ms: ms(c.duration),
+        drain_timeout_ms: ms(c.drain_timeout),
+        deadline_ms: ms(deadline),
+        src_ips,
+        threads,
+        conns_per_process: c.conns_per_process,
+        server_pids: c.server_pids,
+        publish,
+        reconnect,
+        slow,
+    })
+}
+
+fn resolve_publish(p: PublishArgs, c: &Common) -> Result<Publish, String> {
+    check(
+        p.rate >= 0.0 && p.rate.is_finite(),
+        "--rate must be 0 (as fast as possible) or above",
+    )?;
+    check(p.payload <= 1 << 20, "--payload must be at most 1MiB")?;
+    check(p.pub_conns >= 1, "--pub-conns must be at least 1")?;
+    let method = p.pub_method.to_ascii_uppercase();
+    check(
+        !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphabetic()),
+        "--pub-method must be a word like POST",
+    )?;
+    let (url, mut headers) = match (p.pub_url.as_deref(), c.target) {
+        (Some(u), _) => (u, vec![]),
+        (None, Target::Ringcast) => ("/publish?topic={topic}", vec![]),
+        (None, Target::Nchan) => ("/pub/{topic}", vec!["Accept: text/json".to_owned()]),
+        (None, Target::Generic) => return Err("--target generic needs --pub-url".into()),
+    };
+    headers.extend(p.pub_headers);
+    for h in &headers {
+        check_header(h, "--pub-header")?;
+    }
+    let endpoint = Endpoint::parse(url, &c.server)?;
+    let body = Template::parse(&p.pub_body);
+    let has_data =
+        endpoint.path.has(&crate::plan::Piece::Data) || body.has(&crate::plan::Piece::Data);
+    check(
+        has_data,
+        "--pub-body or --pub-url needs a {data} placeholder",
+    )?;
+    let conns = p.pub_conns.min(c.topics);
+    Ok(Publish {
+        rate: p.rate,
+        payload: p.payload,
+        method,
+        endpoint,
+        body,
+        headers,
+        conns,
+    })
+}
+
+fn check(ok: bool, msg: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(msg.to_owned())
+    }
+}
+
+fn check_header(h: &str, flag: &str) -> Result<(), String> {
+    let ok = h
+        .split_once(':')
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic()));
+    check(
+        ok && !h.contains(['\r', '\n']),
+        &format!("{flag} {h:?}: expected \"Name: value\""),
+    )
+}
+
+/// Each (source, destination) pair has about 28k ephemeral ports by default; say so
+/// before the run instead of failing half-way.
+fn check_port_budget(conns: u32, n_src: usize) -> Result<(), String> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok();
+    let ports = range
+        .and_then(|r| {
+            let mut it = r.split_whitespace().filter_map(|x| x.parse::<u32>().ok());
+            Some(it.next()?.abs_diff(it.next()?) + 1)
+        })
+        .unwrap_or(28_232);
+    let budget = u64::from(ports) * n_src.max(1) as u64;
+    check(
+        u64::from(conns) <= budget,
+        &format!("{conns} connections need more source ports than {budget}; add addresses with --src-ips 127.0.0.2-127.0.0.17"),
+    )
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// The parsed `--src-ips` (one flag value holding many addresses).
+#[derive(Debug, Clone)]
+pub struct SrcIps(pub Vec<Ipv4Addr>);
+
+fn parse_src_ips(s: &str) -> Result<SrcIps, String> {
+    parse_ip_list(s).map(SrcIps)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample_plan() -> Plan {
+        let cli = Cli::try_parse_from(["loadgen", "idle", "-n", "10"]).unwrap();
+        resolve(cli.command.unwrap()).unwrap().0
+    }
+
+    macro_rules! reject_tests {
+        ($($name:ident: $args:expr => $needle:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                let args: &[&str] = $args;
+                let err = match Cli::try_parse_from(std::iter::once("loadgen").chain(args.iter().copied())) {
+                    Err(e) => e.to_string(),
+                    Ok(cli) => resolve(cli.command.unwrap()).err().expect("must be rejected"),
+                };
+                assert!(err.contains($needle), "{err}");
+            }
+        )*};
+    }
+
+    reject_tests! {
+        zero_conns: &["idle", "-n", "0"] => "--connections";
+        bad_unit: &["idle", "-d", "10parsecs"] => "unknown unit";
+        public_src: &["idle", "--src-ips", "10.0.0.1"] => "127.0.0.0/8";
+        backwards_range: &["idle", "--src-ips", "127.0.0.9-127.0.0.2"] => "range must go up";
+        generic_needs_sub_url: &["idle", "--target", "generic"] => "--sub-url";
+        generic_needs_pub_url: &["fanout", "--target", "generic", "--sub-url", "/s/{topic}"] => "--pub-url";
+        no_data: &["fanout", "--pub-body", "x"] => "{data}";
+        bad_header: &["fanout", "--pub-header", "nocolon"] => "Name: value";
+        ports: &["idle", "-n", "100000"] => "--src-ips";
+        share: &["slow", "--slow-share", "1"] => "--slow-share";
+        fraction: &["reconnect", "--reconnect-fraction", "0"] => "--reconnect-fraction";
+        https: &["idle", "--server", "https://x"] => "only http://";
+    }
+
+    #[test]
+    fn src_ips_through_the_command_line() {
+        let cli =
+            Cli::try_parse_from(["loadgen", "idle", "--src-ips", "127.0.0.2-127.0.0.17"]).unwrap();
+        let plan = resolve(cli.command.unwrap()).unwrap().0;
+        assert_eq!(plan.src_ips.len(), 16);
+        assert_eq!(plan.src_ips[15], Ipv4Addr::new(127, 0, 0, 17));
+    }
+
+    #[test]
+    fn nchan_preset() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "fanout",
+            "--target",
+            "nchan",
+            "--server",
+            "http://127.0.0.1:8081",
+        ])
+        .unwrap();
+        let plan = resolve(cli.command.unwrap()).unwrap().0;
+        let p = plan.publish.unwrap();
+        assert_eq!(p.headers, vec!["Accept: text/json".to_owned()]);
+        let mut path = Vec::new();
+        p.endpoint.path.expand(b"a", b"", &mut path);
+        assert_eq!(path, b"/pub/a");
+        assert_eq!(plan.subscribe.addr.port(), 8081);
+    }
+}
