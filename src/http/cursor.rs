@@ -5,7 +5,7 @@
 //! detection. Elsewhere they fall back to the byte-class tables of [`super::token`]. Both
 //! paths answer the same question, and the tests below check them against each other.
 
-use super::token::{FIELD_VALUE, TARGET};
+use super::token::{FIELD_VALUE, NAME_FAST, TARGET};
 
 /// The width of one vector step, in bytes.
 const LANES: usize = 16;
@@ -14,58 +14,83 @@ const LANES: usize = 16;
 /// (HTAB, SP, VCHAR, obs-text), or `buf.len()` if there is none.
 #[inline(always)]
 pub(crate) fn value_end(buf: &[u8], from: usize) -> usize {
-    let mut i = from;
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    while let Some(block) = block_at(buf, i) {
-        let stop = sse2::not_value(block);
-        if stop != 0 {
-            return i + stop.trailing_zeros() as usize;
-        }
-        i += LANES;
-    }
-    scalar_end(buf, i, &FIELD_VALUE)
+    return scan(buf, from, sse2::not_value);
+    #[allow(unreachable_code)]
+    scalar_scan(buf, from, |b| !FIELD_VALUE[usize::from(b)])
 }
 
 /// The index of the first byte at or after `from` that is not visible ASCII
 /// (0x21..=0x7E), or `buf.len()`.
 #[inline(always)]
 pub(crate) fn target_end(buf: &[u8], from: usize) -> usize {
-    let mut i = from;
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    while let Some(block) = block_at(buf, i) {
-        let stop = sse2::not_visible(block);
-        if stop != 0 {
-            return i + stop.trailing_zeros() as usize;
-        }
-        i += LANES;
-    }
-    scalar_end(buf, i, &TARGET)
+    return scan(buf, from, sse2::not_visible);
+    #[allow(unreachable_code)]
+    scalar_scan(buf, from, |b| !TARGET[usize::from(b)])
 }
 
-/// The index of the first LF at or after `from`.
-#[inline]
-pub(crate) fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    while let Some(block) = block_at(buf, i) {
-        let hits = sse2::eq_lf(block);
-        if hits != 0 {
-            return Some(i + hits.trailing_zeros() as usize);
-        }
-        i += LANES;
-    }
-    let tail = buf.get(i..)?;
-    tail.iter().position(|&b| b == b'\n').map(|p| i + p)
-}
-
-/// The first index at or after `i` whose byte is not in `class`, or `buf.len()`.
+/// The index of the first byte at or after `from` that is not a letter, digit or `-`
+/// (the bytes of nearly every real field name), or `buf.len()`.
 #[inline(always)]
-fn scalar_end(buf: &[u8], i: usize, class: &[bool; 256]) -> usize {
-    match buf.get(i..) {
+pub(crate) fn name_run_end(buf: &[u8], from: usize) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    return scan(buf, from, sse2::not_name_fast);
+    #[allow(unreachable_code)]
+    scalar_scan(buf, from, |b| !NAME_FAST[usize::from(b)])
+}
+
+/// The index of the first `byte` at or after `from`, or `buf.len()`.
+#[inline(always)]
+pub(crate) fn find_byte(buf: &[u8], from: usize, byte: u8) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    return scan(buf, from, |block| sse2::eq(block, byte));
+    #[allow(unreachable_code)]
+    scalar_scan(buf, from, |b| b == byte)
+}
+
+/// The first index at or after `from` where `stops` has a bit set, or `buf.len()`.
+///
+/// When fewer than 16 bytes are left, it looks at the buffer's last 16 bytes instead and
+/// drops the bits of the bytes before `from`, so only a buffer shorter than 16 bytes
+/// ever takes the byte-at-a-time path.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn scan(buf: &[u8], from: usize, stops: impl Fn(&[u8; LANES]) -> u32) -> usize {
+    let mut i = from;
+    while let Some(block) = block_at(buf, i) {
+        let hits = stops(block);
+        if hits != 0 {
+            return i + hits.trailing_zeros() as usize;
+        }
+        i += LANES;
+    }
+    if i >= buf.len() {
+        return buf.len();
+    }
+    let last = buf.len().saturating_sub(LANES);
+    match block_at(buf, last) {
+        // `i > last` here, and `i - last < 16`.
+        Some(block) => match stops(block) >> (i - last) {
+            0 => buf.len(),
+            hits => i + hits.trailing_zeros() as usize,
+        },
+        None => scalar_scan(buf, i, |b| {
+            let mut one = [0u8; LANES];
+            one[0] = b;
+            stops(&one) & 1 != 0
+        }),
+    }
+}
+
+/// The first index at or after `from` whose byte is a stop, or `buf.len()`.
+#[inline(always)]
+fn scalar_scan(buf: &[u8], from: usize, stop: impl Fn(u8) -> bool) -> usize {
+    match buf.get(from..) {
         Some(tail) => tail
             .iter()
-            .position(|&b| !class[usize::from(b)])
-            .map_or(buf.len(), |p| i + p),
+            .position(|&b| stop(b))
+            .map_or(buf.len(), |p| from + p),
         None => buf.len(),
     }
 }
@@ -85,8 +110,8 @@ mod sse2 {
     //! module only compiles where SSE2 is enabled for the whole build (the x86_64
     //! baseline), so every call below runs on a CPU that has the instructions.
     use core::arch::x86_64::{
-        __m128i, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
-        _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        __m128i, _mm_add_epi8, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8,
+        _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
     };
 
     /// Stop bytes for a field value: below 0x20 except HTAB, and DEL.
@@ -119,12 +144,35 @@ mod sse2 {
         !(ok as u32) & 0xffff
     }
 
+    /// Stop bytes for the common field-name bytes: anything but `A-Z a-z 0-9 -`.
     #[inline(always)]
-    pub(super) fn eq_lf(block: &[u8; super::LANES]) -> u32 {
+    pub(super) fn not_name_fast(block: &[u8; super::LANES]) -> u32 {
+        // SAFETY: as in `not_value`.
+        let ok = unsafe {
+            let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+            // A range check as one signed compare: shift the range's start down to -128.
+            let lower = _mm_or_si128(x, _mm_set1_epi8(0x20));
+            let alpha = _mm_cmplt_epi8(
+                _mm_add_epi8(lower, _mm_set1_epi8((0x80u8 - b'a') as i8)),
+                _mm_set1_epi8(-128 + 26),
+            );
+            let digit = _mm_cmplt_epi8(
+                _mm_add_epi8(x, _mm_set1_epi8((0x80u8 - b'0') as i8)),
+                _mm_set1_epi8(-128 + 10),
+            );
+            let dash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'-' as i8));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(alpha, digit), dash))
+        };
+        !(ok as u32) & 0xffff
+    }
+
+    /// Bytes equal to `byte`.
+    #[inline(always)]
+    pub(super) fn eq(block: &[u8; super::LANES], byte: u8) -> u32 {
         // SAFETY: as in `not_value`.
         let hits = unsafe {
             let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-            _mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(b'\n' as i8)))
+            _mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(byte as i8)))
         };
         hits as u32
     }
@@ -134,39 +182,52 @@ mod sse2 {
 mod tests {
     use super::*;
 
-    /// Every byte value, at every position of a 40-byte run (so both the vector loop and
-    /// the scalar tail see it), stops each scan exactly when its table says it should.
+    /// Every byte value, at every position of runs of several lengths (so the vector
+    /// loop, the overlapping last block and the short-buffer path all see it), stops
+    /// each scan exactly where its table says it should, from every start.
     #[test]
     fn vector_scans_agree_with_the_tables() {
-        for b in 0..=255u8 {
-            for pos in 0..40 {
-                let mut buf = [b'a'; 40];
-                buf[pos] = b;
-                let value = if FIELD_VALUE[usize::from(b)] { 40 } else { pos };
-                let target = if TARGET[usize::from(b)] { 40 } else { pos };
-                let lf = (b == b'\n').then_some(pos);
-                assert_eq!(
-                    value_end(&buf, 0),
-                    value,
-                    "value_end, byte {b:#04x} at {pos}"
-                );
-                assert_eq!(
-                    target_end(&buf, 0),
-                    target,
-                    "target_end, byte {b:#04x} at {pos}"
-                );
-                assert_eq!(find_lf(&buf, 0), lf, "find_lf, byte {b:#04x} at {pos}");
+        for len in [5, 16, 17, 40] {
+            for b in 0..=255u8 {
+                for pos in 0..len {
+                    let mut buf = vec![b'a'; len];
+                    buf[pos] = b;
+                    for from in [0, pos.saturating_sub(3), pos, pos + 1] {
+                        let want = |stop: bool| if stop && from <= pos { pos } else { len };
+                        let at = format!("byte {b:#04x} at {pos} of {len}, from {from}");
+                        assert_eq!(
+                            value_end(&buf, from),
+                            want(!FIELD_VALUE[usize::from(b)]),
+                            "value_end, {at}"
+                        );
+                        assert_eq!(
+                            target_end(&buf, from),
+                            want(!TARGET[usize::from(b)]),
+                            "target_end, {at}"
+                        );
+                        assert_eq!(
+                            name_run_end(&buf, from),
+                            want(!NAME_FAST[usize::from(b)]),
+                            "name_run_end, {at}"
+                        );
+                        assert_eq!(
+                            find_byte(&buf, from, b'?'),
+                            want(b == b'?'),
+                            "find_byte, {at}"
+                        );
+                    }
+                }
             }
         }
     }
 
     #[test]
-    fn scans_start_at_from_and_tolerate_out_of_range() {
+    fn scans_tolerate_a_start_past_the_end() {
         let buf = b"\n\x00aaaa";
         assert_eq!(value_end(buf, 2), buf.len());
         assert_eq!(value_end(buf, 1), 1);
         assert_eq!(target_end(buf, 9), buf.len());
-        assert_eq!(find_lf(buf, 1), None);
-        assert_eq!(find_lf(buf, 99), None);
+        assert_eq!(find_byte(buf, 1, b'\n'), buf.len());
+        assert_eq!(find_byte(buf, 99, b'\n'), buf.len());
     }
 }

@@ -200,31 +200,33 @@ impl std::error::Error for ParseError {}
 /// The server's entry point: the full parse, with the framing checks of [`KnownHeaders`].
 #[inline]
 pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<RequestHead<'a>>, ParseError> {
-    let mut headers = KnownHeaders::new();
-    let raw = match parse_with(buf, limits, &mut headers)? {
+    // Built in place and filled in as the parse goes: the headers are most of its 250
+    // bytes, and a copy of them costs as much as parsing a short field line.
+    let mut head = RequestHead {
+        method: Method::Other,
+        method_bytes: &[],
+        target: &[],
+        path: &[],
+        query: None,
+        minor_version: 0,
+        head_len: 0,
+        header_count: 0,
+        headers: KnownHeaders::new(),
+    };
+    let raw = match parse_with(buf, limits, &mut head.headers)? {
         Status::Complete(raw) => raw,
         Status::Partial => return Ok(Status::Partial),
     };
-    headers.finish(raw.line.minor_version)?;
-    let RequestLine {
-        method,
-        method_bytes,
-        target,
-        path,
-        query,
-        minor_version,
-    } = raw.line;
-    Ok(Status::Complete(RequestHead {
-        method,
-        method_bytes,
-        target,
-        path,
-        query,
-        minor_version,
-        head_len: raw.head_len,
-        header_count: raw.header_count,
-        headers,
-    }))
+    head.headers.finish(raw.line.minor_version)?;
+    head.method = raw.line.method;
+    head.method_bytes = raw.line.method_bytes;
+    head.target = raw.line.target;
+    head.path = raw.line.path;
+    head.query = raw.line.query;
+    head.minor_version = raw.line.minor_version;
+    head.head_len = raw.head_len;
+    head.header_count = raw.header_count;
+    Ok(Status::Complete(head))
 }
 
 /// The syntactic parse: the request-line, then every field line handed to `sink`.
@@ -263,14 +265,15 @@ pub fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
         .unwrap_or(buf.len());
     // The longest terminator, LF CR LF, is 3 bytes.
     let mut at = from.saturating_sub(3).max(leading);
-    while let Some(lf) = cursor::find_lf(buf, at) {
-        match buf.get(lf + 1..) {
-            Some([b'\n', ..]) => return Some(lf + 2),
-            Some([b'\r', b'\n', ..]) => return Some(lf + 3),
-            _ => at = lf + 1,
+    loop {
+        let lf = cursor::find_byte(buf, at, b'\n');
+        match buf.get(lf..) {
+            Some([_, b'\n', ..]) => return Some(lf + 2),
+            Some([_, b'\r', b'\n', ..]) => return Some(lf + 3),
+            Some([_, ..]) => at = lf + 1,
+            _ => return None,
         }
     }
-    None
 }
 
 impl Method {

@@ -1,6 +1,7 @@
 //! The field lines: `field-name ":" OWS field-value OWS CRLF`, until the blank line.
 
-use super::{cursor, HeaderSink, Limits, ParseError, Status, Step};
+use super::{HeaderSink, Limits, ParseError, Status, Step};
+use crate::http::cursor;
 use crate::http::token::{is_ows, is_tchar};
 
 /// Parses field lines from `at` to the blank line, handing each to `sink`. Returns the
@@ -31,10 +32,12 @@ pub(super) fn parse_fields<'a, S: HeaderSink<'a>>(
     }
 }
 
+/// A field line's name, trimmed value, and where the next line starts.
+type FieldLine<'a> = (&'a [u8], &'a [u8], usize);
+
 /// One field line starting at `at` (known to hold at least one byte, not CR or LF).
-/// Returns the name, the trimmed value and where the next line starts.
 #[inline(always)]
-fn field_line(buf: &[u8], at: usize) -> Step<(&[u8], &[u8], usize)> {
+fn field_line(buf: &[u8], at: usize) -> Step<FieldLine<'_>> {
     let colon = match field_name_end(buf, at)? {
         Status::Complete(colon) => colon,
         Status::Partial => return Ok(Status::Partial),
@@ -64,17 +67,17 @@ fn field_line(buf: &[u8], at: usize) -> Step<(&[u8], &[u8], usize)> {
 /// The index of the colon ending the field name that starts at `at`.
 #[inline(always)]
 fn field_name_end(buf: &[u8], at: usize) -> Step<usize> {
-    let rest = buf.get(at..).unwrap_or_default();
-    let len = rest
-        .iter()
-        .position(|&b| !is_tchar(b))
-        .unwrap_or(rest.len());
-    match rest.get(len) {
+    let mut end = cursor::name_run_end(buf, at);
+    // The rarer tchars (`_`, `.`, `!`...) continue the name past the fast run.
+    while buf.get(end).is_some_and(|&b| is_tchar(b)) {
+        end = cursor::name_run_end(buf, end + 1);
+    }
+    match buf.get(end) {
         None => Ok(Status::Partial),
-        Some(b':') if len > 0 => Ok(Status::Complete(at + len)),
+        Some(b':') if end > at => Ok(Status::Complete(end)),
         // A line that starts with whitespace continues the previous one (obs-fold), or,
         // on the first line, hides a field from a lenient reader: both are rejected.
-        Some(b' ' | b'\t') if len == 0 => Err(ParseError::ObsFold),
+        Some(b' ' | b'\t') if end == at => Err(ParseError::ObsFold),
         Some(_) => Err(ParseError::HeaderName),
     }
 }

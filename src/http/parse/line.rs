@@ -24,10 +24,7 @@ pub(super) fn parse_line<'a>(buf: &'a [u8], limits: &Limits) -> Step<(RequestLin
         Status::Complete(v) => v,
         Status::Partial => return Ok(Status::Partial),
     };
-    let (path, query) = match target.iter().position(|&b| b == b'?') {
-        Some(q) => (&target[..q], Some(&target[q + 1..])),
-        None => (target, None),
-    };
+    let (path, query) = split_query(buf, target_start, version_start - 1);
     let line = RequestLine {
         method,
         method_bytes,
@@ -97,6 +94,17 @@ fn parse_target<'a>(buf: &'a [u8], start: usize, limits: &Limits) -> Step<(&'a [
         None => Ok(Status::Partial),
         Some(b' ') if len > 0 => Ok(Status::Complete((&buf[start..end], end + 1))),
         Some(_) => Err(ParseError::Target),
+    }
+}
+
+/// Splits the target `buf[start..end]` at its first `?`.
+#[inline(always)]
+fn split_query(buf: &[u8], start: usize, end: usize) -> (&[u8], Option<&[u8]>) {
+    let q = cursor::find_byte(buf, start, b'?');
+    if q < end {
+        (&buf[start..q], Some(&buf[q + 1..end]))
+    } else {
+        (&buf[start..end], None)
     }
 }
 
