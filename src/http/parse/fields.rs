@@ -38,6 +38,10 @@ type FieldLine<'a> = (&'a [u8], &'a [u8], usize);
 /// One field line starting at `at` (known to hold at least one byte, not CR or LF).
 #[inline(always)]
 fn field_line(buf: &[u8], at: usize) -> Step<FieldLine<'_>> {
+    // The line's end first, scanning from its start: name bytes and the colon are all
+    // field-value bytes too. The next line's start then hangs on this one scan, and the
+    // name checks below run alongside it instead of before it.
+    let stop = cursor::value_end(buf, at);
     let colon = match field_name_end(buf, at)? {
         Status::Complete(colon) => colon,
         Status::Partial => return Ok(Status::Partial),
@@ -46,7 +50,6 @@ fn field_line(buf: &[u8], at: usize) -> Step<FieldLine<'_>> {
     while buf.get(start).is_some_and(|&b| is_ows(b)) {
         start += 1;
     }
-    let stop = cursor::value_end(buf, start);
     match buf.get(stop..) {
         Some([b'\r', b'\n', ..]) => {}
         Some([] | [b'\r']) | None => return Ok(Status::Partial),
