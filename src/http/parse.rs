@@ -198,35 +198,30 @@ impl core::fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// The server's entry point: the full parse, with the framing checks of [`KnownHeaders`].
-#[inline]
+///
+/// Always inlined, with a sink that never lets `&mut self` escape: the 250-byte result is
+/// then assembled where the caller keeps it. Copied through memory instead, it cost a
+/// third of the time of a short parse.
+#[inline(always)]
 pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<RequestHead<'a>>, ParseError> {
-    // Built in place and filled in as the parse goes: the headers are most of its 250
-    // bytes, and a copy of them costs as much as parsing a short field line.
-    let mut head = RequestHead {
-        method: Method::Other,
-        method_bytes: &[],
-        target: &[],
-        path: &[],
-        query: None,
-        minor_version: 0,
-        head_len: 0,
-        header_count: 0,
-        headers: KnownHeaders::new(),
-    };
-    let raw = match parse_with(buf, limits, &mut head.headers)? {
+    let mut headers = KnownHeaders::new();
+    let raw = match parse_with(buf, limits, &mut headers)? {
         Status::Complete(raw) => raw,
         Status::Partial => return Ok(Status::Partial),
     };
-    head.headers.finish(raw.line.minor_version)?;
-    head.method = raw.line.method;
-    head.method_bytes = raw.line.method_bytes;
-    head.target = raw.line.target;
-    head.path = raw.line.path;
-    head.query = raw.line.query;
-    head.minor_version = raw.line.minor_version;
-    head.head_len = raw.head_len;
-    head.header_count = raw.header_count;
-    Ok(Status::Complete(head))
+    headers.finish(raw.line.minor_version)?;
+    let line = raw.line;
+    Ok(Status::Complete(RequestHead {
+        method: line.method,
+        method_bytes: line.method_bytes,
+        target: line.target,
+        path: line.path,
+        query: line.query,
+        minor_version: line.minor_version,
+        head_len: raw.head_len,
+        header_count: raw.header_count,
+        headers,
+    }))
 }
 
 /// The syntactic parse: the request-line, then every field line handed to `sink`.
