@@ -187,7 +187,7 @@ mod tests {
     /// each scan exactly where its table says it should, from every start.
     #[test]
     fn vector_scans_agree_with_the_tables() {
-        for len in [5, 16, 17, 40] {
+        for len in [5, 16, 17, 31, 32, 33, 40, 70] {
             for b in 0..=255u8 {
                 for pos in 0..len {
                     let mut buf = vec![b'a'; len];

@@ -71,16 +71,16 @@ fn field_line(buf: &[u8], at: usize) -> Step<FieldLine<'_>> {
 #[inline(always)]
 fn field_name_end(buf: &[u8], at: usize) -> Step<usize> {
     let mut end = cursor::name_run_end(buf, at);
-    // The rarer tchars (`_`, `.`, `!`...) continue the name past the fast run.
-    while buf.get(end).is_some_and(|&b| is_tchar(b)) {
-        end = cursor::name_run_end(buf, end + 1);
-    }
-    match buf.get(end) {
-        None => Ok(Status::Partial),
-        Some(b':') if end > at => Ok(Status::Complete(end)),
-        // A line that starts with whitespace continues the previous one (obs-fold), or,
-        // on the first line, hides a field from a lenient reader: both are rejected.
-        Some(b' ' | b'\t') if end == at => Err(ParseError::ObsFold),
-        Some(_) => Err(ParseError::HeaderName),
+    loop {
+        match buf.get(end) {
+            Some(b':') if end > at => return Ok(Status::Complete(end)),
+            // The rarer tchars (`_`, `.`, `!`...) continue the name past the fast run.
+            Some(&b) if is_tchar(b) => end = cursor::name_run_end(buf, end + 1),
+            None => return Ok(Status::Partial),
+            // A line that starts with whitespace continues the previous one (obs-fold),
+            // or, on the first line, hides a field from a lenient reader: both rejected.
+            Some(b' ' | b'\t') if end == at => return Err(ParseError::ObsFold),
+            Some(_) => return Err(ParseError::HeaderName),
+        }
     }
 }
