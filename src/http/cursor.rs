@@ -1,65 +1,70 @@
 //! 16-bytes-at-a-time scans over the request head: where a run of field-value bytes ends,
-//! where a request-target ends, where the next LF is.
+//! where a request-target ends, where a field name's common bytes end, where a byte is.
 //!
-//! On x86_64 these use SSE2, which every x86_64 CPU has, so there is no run-time feature
-//! detection. Elsewhere they fall back to the byte-class tables of [`super::token`]. Both
-//! paths answer the same question, and the tests below check them against each other.
+//! On x86_64 the blocks are classified with SSE2, which every x86_64 CPU has, so there
+//! is no run-time feature detection; this is the only `unsafe` code of `http`.
+//! Elsewhere a portable module classifies them with the byte-class tables of
+//! [`super::token`]. Buffers shorter than a block use the tables directly, and the tests
+//! check every path against them.
 
 use super::token::{FIELD_VALUE, NAME_FAST, TARGET};
 
-/// The width of one vector step, in bytes.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use sse2 as block;
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+use portable as block;
+
+/// The width of one block, in bytes.
 const LANES: usize = 16;
 
 /// The index of the first byte at or after `from` that is not a field-value byte
 /// (HTAB, SP, VCHAR, obs-text), or `buf.len()` if there is none.
 #[inline(always)]
 pub(crate) fn value_end(buf: &[u8], from: usize) -> usize {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    return scan(buf, from, sse2::not_value);
-    #[allow(unreachable_code)]
-    scalar_scan(buf, from, |b| !FIELD_VALUE[usize::from(b)])
+    scan(buf, from, block::not_value, |b| {
+        !FIELD_VALUE[usize::from(b)]
+    })
 }
 
 /// The index of the first byte at or after `from` that is not visible ASCII
 /// (0x21..=0x7E), or `buf.len()`.
 #[inline(always)]
 pub(crate) fn target_end(buf: &[u8], from: usize) -> usize {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    return scan(buf, from, sse2::not_visible);
-    #[allow(unreachable_code)]
-    scalar_scan(buf, from, |b| !TARGET[usize::from(b)])
+    scan(buf, from, block::not_visible, |b| !TARGET[usize::from(b)])
 }
 
 /// The index of the first byte at or after `from` that is not a letter, digit or `-`
 /// (the bytes of nearly every real field name), or `buf.len()`.
 #[inline(always)]
 pub(crate) fn name_run_end(buf: &[u8], from: usize) -> usize {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    return scan(buf, from, sse2::not_name_fast);
-    #[allow(unreachable_code)]
-    scalar_scan(buf, from, |b| !NAME_FAST[usize::from(b)])
+    scan(buf, from, block::not_name_fast, |b| {
+        !NAME_FAST[usize::from(b)]
+    })
 }
 
 /// The index of the first `byte` at or after `from`, or `buf.len()`.
 #[inline(always)]
 pub(crate) fn find_byte(buf: &[u8], from: usize, byte: u8) -> usize {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    return scan(buf, from, |block| sse2::eq(block, byte));
-    #[allow(unreachable_code)]
-    scalar_scan(buf, from, |b| b == byte)
+    scan(buf, from, |bytes| block::eq(bytes, byte), |b| b == byte)
 }
 
-/// The first index at or after `from` where `stops` has a bit set, or `buf.len()`.
+/// The first index at or after `from` that is a stop, or `buf.len()`. `stops` classifies
+/// a block (bit `k` set when byte `k` is a stop), `stop` one byte.
 ///
-/// When fewer than 16 bytes are left, it looks at the buffer's last 16 bytes instead and
+/// When fewer than 16 bytes are left, it classifies the buffer's last 16 bytes instead and
 /// drops the bits of the bytes before `from`, so only a buffer shorter than 16 bytes
-/// ever takes the byte-at-a-time path.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+/// goes byte by byte.
 #[inline(always)]
-fn scan(buf: &[u8], from: usize, stops: impl Fn(&[u8; LANES]) -> u32) -> usize {
+fn scan(
+    buf: &[u8],
+    from: usize,
+    stops: impl Fn(&[u8; LANES]) -> u32,
+    stop: impl Fn(u8) -> bool,
+) -> usize {
     let mut i = from;
-    while let Some(block) = block_at(buf, i) {
-        let hits = stops(block);
+    while let Some(bytes) = block_at(buf, i) {
+        let hits = stops(bytes);
         if hits != 0 {
             return i + hits.trailing_zeros() as usize;
         }
@@ -71,35 +76,51 @@ fn scan(buf: &[u8], from: usize, stops: impl Fn(&[u8; LANES]) -> u32) -> usize {
     let last = buf.len().saturating_sub(LANES);
     match block_at(buf, last) {
         // `i > last` here, and `i - last < 16`.
-        Some(block) => match stops(block) >> (i - last) {
+        Some(bytes) => match stops(bytes) >> (i - last) {
             0 => buf.len(),
             hits => i + hits.trailing_zeros() as usize,
         },
-        None => scalar_scan(buf, i, |b| {
-            let mut one = [0u8; LANES];
-            one[0] = b;
-            stops(&one) & 1 != 0
-        }),
-    }
-}
-
-/// The first index at or after `from` whose byte is a stop, or `buf.len()`.
-#[inline(always)]
-fn scalar_scan(buf: &[u8], from: usize, stop: impl Fn(u8) -> bool) -> usize {
-    match buf.get(from..) {
-        Some(tail) => tail
+        None => buf[i..]
             .iter()
             .position(|&b| stop(b))
-            .map_or(buf.len(), |p| from + p),
-        None => buf.len(),
+            .map_or(buf.len(), |p| i + p),
     }
 }
 
 /// The 16 bytes at `i`, if the buffer has that many left.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 fn block_at(buf: &[u8], i: usize) -> Option<&[u8; LANES]> {
     buf.get(i..i.checked_add(LANES)?)?.try_into().ok()
+}
+
+/// The block classifiers without SIMD: a table lookup per byte.
+#[cfg(any(test, not(all(target_arch = "x86_64", target_feature = "sse2"))))]
+mod portable {
+    use super::LANES;
+    use crate::http::token::{FIELD_VALUE, NAME_FAST, TARGET};
+
+    fn mask(bytes: &[u8; LANES], stop: impl Fn(u8) -> bool) -> u32 {
+        bytes
+            .iter()
+            .enumerate()
+            .fold(0, |m, (k, &b)| m | u32::from(stop(b)) << k)
+    }
+
+    pub(super) fn not_value(bytes: &[u8; LANES]) -> u32 {
+        mask(bytes, |b| !FIELD_VALUE[usize::from(b)])
+    }
+
+    pub(super) fn not_visible(bytes: &[u8; LANES]) -> u32 {
+        mask(bytes, |b| !TARGET[usize::from(b)])
+    }
+
+    pub(super) fn not_name_fast(bytes: &[u8; LANES]) -> u32 {
+        mask(bytes, |b| !NAME_FAST[usize::from(b)])
+    }
+
+    pub(super) fn eq(bytes: &[u8; LANES], byte: u8) -> u32 {
+        mask(bytes, |b| b == byte)
+    }
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -217,6 +238,31 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// The SSE2 classifiers and the portable ones agree on every byte at every lane.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    #[test]
+    fn sse2_blocks_agree_with_portable_blocks() {
+        for b in 0..=255u8 {
+            for lane in 0..LANES {
+                let mut bytes = [b'a'; LANES];
+                bytes[lane] = b;
+                let at = format!("byte {b:#04x} in lane {lane}");
+                assert_eq!(sse2::not_value(&bytes), portable::not_value(&bytes), "{at}");
+                assert_eq!(
+                    sse2::not_visible(&bytes),
+                    portable::not_visible(&bytes),
+                    "{at}"
+                );
+                assert_eq!(
+                    sse2::not_name_fast(&bytes),
+                    portable::not_name_fast(&bytes),
+                    "{at}"
+                );
+                assert_eq!(sse2::eq(&bytes, b'?'), portable::eq(&bytes, b'?'), "{at}");
             }
         }
     }
