@@ -22,10 +22,7 @@ pub(super) fn parse_fields<'a, S: HeaderSink<'a>>(
             Some(_) if count == limits.max_headers => return Err(ParseError::TooManyHeaders),
             Some(_) => {}
         }
-        let (name, value, next) = match field_line(buf, at)? {
-            Status::Complete(line) => line,
-            Status::Partial => return Ok(Status::Partial),
-        };
+        let (name, value, next) = complete!(field_line(buf, at));
         sink.header(name, value)?;
         count += 1;
         at = next;
@@ -42,10 +39,7 @@ fn field_line(buf: &[u8], at: usize) -> Step<FieldLine<'_>> {
     // field-value bytes too. The next line's start then hangs on this one scan, and the
     // name checks below run alongside it instead of before it.
     let stop = cursor::value_end(buf, at);
-    let colon = match field_name_end(buf, at)? {
-        Status::Complete(colon) => colon,
-        Status::Partial => return Ok(Status::Partial),
-    };
+    let colon = complete!(field_name_end(buf, at));
     let mut start = colon + 1;
     while buf.get(start).is_some_and(|&b| is_ows(b)) {
         start += 1;

@@ -8,22 +8,10 @@ use crate::http::token::is_tchar;
 /// field lines start.
 #[inline(always)]
 pub(super) fn parse_line<'a>(buf: &'a [u8], limits: &Limits) -> Step<(RequestLine<'a>, usize)> {
-    let start = match skip_empty_lines(buf)? {
-        Status::Complete(start) => start,
-        Status::Partial => return Ok(Status::Partial),
-    };
-    let (method, method_bytes, target_start) = match parse_method(buf, start)? {
-        Status::Complete(m) => m,
-        Status::Partial => return Ok(Status::Partial),
-    };
-    let (target, version_start) = match parse_target(buf, target_start, limits)? {
-        Status::Complete(t) => t,
-        Status::Partial => return Ok(Status::Partial),
-    };
-    let minor_version = match parse_version(buf, version_start)? {
-        Status::Complete(v) => v,
-        Status::Partial => return Ok(Status::Partial),
-    };
+    let start = complete!(skip_empty_lines(buf));
+    let (method, method_bytes, target_start) = complete!(parse_method(buf, start));
+    let (target, version_start) = complete!(parse_target(buf, target_start, limits));
+    let minor_version = complete!(parse_version(buf, version_start));
     let (path, query) = split_query(buf, target_start, version_start - 1);
     let line = RequestLine {
         method,
