@@ -3,7 +3,7 @@
 //! - [`parse`]: `conn::handshake ──► http::parse`, bytes to a [`RequestHead`].
 //! - [`body`]: `conn::publish`'s chunked request bodies.
 //! - `token` and `cursor`: the byte classes, and the 16-byte scans over them (the only
-//!   `unsafe` here: one unaligned SSE2 load).
+//!   `unsafe` of `http`: the SSE2 intrinsics in `cursor`).
 
 pub mod body;
 mod cursor;

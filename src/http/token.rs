@@ -28,6 +28,11 @@ pub(crate) static TCHAR: [bool; 256] = byte_class!(
 /// the other controls, DEL) is an error, except that CR ends the line.
 pub(crate) static FIELD_VALUE: [bool; 256] = byte_class!(b'\t' | b' '..=0x7e | 0x80..=0xff);
 
+/// The field-name bytes worth a fast path: letters, digits and `-`. Any other tchar
+/// (`_`, `.`, `!`...) is rare and takes the table.
+pub(crate) static NAME_FAST: [bool; 256] =
+    byte_class!(b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-');
+
 /// Request-target bytes: visible ASCII only. Stricter than httparse, which also takes
 /// UTF-8 above 0x7F; a server that routes on the target has no use for raw non-ASCII.
 pub(crate) static TARGET: [bool; 256] = byte_class!(0x21..=0x7e);

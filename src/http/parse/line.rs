@@ -8,26 +8,11 @@ use crate::http::token::is_tchar;
 /// field lines start.
 #[inline(always)]
 pub(super) fn parse_line<'a>(buf: &'a [u8], limits: &Limits) -> Step<(RequestLine<'a>, usize)> {
-    let start = match skip_empty_lines(buf)? {
-        Status::Complete(start) => start,
-        Status::Partial => return Ok(Status::Partial),
-    };
-    let (method, method_bytes, target_start) = match parse_method(buf, start)? {
-        Status::Complete(m) => m,
-        Status::Partial => return Ok(Status::Partial),
-    };
-    let (target, version_start) = match parse_target(buf, target_start, limits)? {
-        Status::Complete(t) => t,
-        Status::Partial => return Ok(Status::Partial),
-    };
-    let minor_version = match parse_version(buf, version_start)? {
-        Status::Complete(v) => v,
-        Status::Partial => return Ok(Status::Partial),
-    };
-    let (path, query) = match target.iter().position(|&b| b == b'?') {
-        Some(q) => (&target[..q], Some(&target[q + 1..])),
-        None => (target, None),
-    };
+    let start = complete!(skip_empty_lines(buf));
+    let (method, method_bytes, target_start) = complete!(parse_method(buf, start));
+    let (target, version_start) = complete!(parse_target(buf, target_start, limits));
+    let minor_version = complete!(parse_version(buf, version_start));
+    let (path, query) = split_query(buf, target_start, version_start - 1);
     let line = RequestLine {
         method,
         method_bytes,
@@ -97,6 +82,17 @@ fn parse_target<'a>(buf: &'a [u8], start: usize, limits: &Limits) -> Step<(&'a [
         None => Ok(Status::Partial),
         Some(b' ') if len > 0 => Ok(Status::Complete((&buf[start..end], end + 1))),
         Some(_) => Err(ParseError::Target),
+    }
+}
+
+/// Splits the target `buf[start..end]` at its first `?`.
+#[inline(always)]
+fn split_query(buf: &[u8], start: usize, end: usize) -> (&[u8], Option<&[u8]>) {
+    let q = cursor::find_byte(buf, start, b'?');
+    if q < end {
+        (&buf[start..q], Some(&buf[q + 1..end]))
+    } else {
+        (&buf[start..end], None)
     }
 }
 
