@@ -1,15 +1,15 @@
 //! Per-worker fan-out: every frame from the inbox, one `write_all` per subscriber.
 //!
-//! Two ways to issue the writes, measured against each other (see README):
-//! - `Tasks`: each subscriber is a task parked on a per-worker signal; a frame
-//!   wakes them all and each writes it.
-//! - `Batch`: the worker's drain task owns all subscriber streams and issues one
-//!   write per stream concurrently, then waits for them all.
+//! The worker's drain task owns all its subscriber streams and, for each frame,
+//! issues one write per stream, all in flight at once, then waits for them all.
+//! This was measured against a task per subscriber parked on a per-worker signal
+//! (each woken task writing the frame itself): the same CPU per delivery within the
+//! noise, slightly less in most paired runs, and no task or future held per idle
+//! subscriber, so this one stayed (figures in benches/peers/README.md).
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -18,92 +18,20 @@ use monoio::net::TcpStream;
 
 use crate::Shared;
 
-/// Frames a task-mode subscriber may still catch up on; older ones it skips.
-const KEPT_FRAMES: usize = 1024;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    Tasks,
-    Batch,
-}
-
+/// A worker's subscribers: streams whose head has been answered.
+#[derive(Default)]
 pub struct Subscribers {
-    mode: Mode,
-    /// Batch mode: the subscriber streams, taken by the drain task for each round.
+    /// Taken by the drain task for each round; newcomers land here meanwhile.
     streams: RefCell<Vec<TcpStream>>,
-    /// Task mode: the latest frames; `frames[0]` has sequence number `first_seq`.
-    frames: RefCell<VecDeque<Bytes>>,
-    first_seq: Cell<u64>,
-    /// Task mode: subscribers parked until the next frame.
-    waiters: RefCell<Vec<Waker>>,
 }
 
 impl Subscribers {
-    pub fn new(mode: Mode) -> Self {
-        Self {
-            mode,
-            streams: RefCell::default(),
-            frames: RefCell::default(),
-            first_seq: Cell::new(0),
-            waiters: RefCell::default(),
-        }
+    pub fn add(&self, stream: TcpStream) {
+        self.streams.borrow_mut().push(stream);
     }
 
-    /// Takes over a subscriber whose head has been answered.
-    pub async fn add(&self, stream: TcpStream) {
-        match self.mode {
-            Mode::Batch => self.streams.borrow_mut().push(stream),
-            Mode::Tasks => self.follow(stream).await,
-        }
-    }
-
-    /// Task mode: writes every new frame to `stream` until a write fails.
-    async fn follow(&self, mut stream: TcpStream) {
-        let mut next = self.end_seq();
-        loop {
-            std::future::poll_fn(|cx| {
-                if self.end_seq() > next {
-                    Poll::Ready(())
-                } else {
-                    self.waiters.borrow_mut().push(cx.waker().clone());
-                    Poll::Pending
-                }
-            })
-            .await;
-            loop {
-                // Frames may have been dropped from the front while we wrote.
-                next = next.max(self.first_seq.get());
-                if next >= self.end_seq() {
-                    break;
-                }
-                let frame = self.frames.borrow()[(next - self.first_seq.get()) as usize].clone();
-                next += 1;
-                if stream.write_all(frame).await.0.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-
-    fn end_seq(&self) -> u64 {
-        self.first_seq.get() + self.frames.borrow().len() as u64
-    }
-
-    /// Task mode: keeps the frame and wakes every parked subscriber.
-    fn signal(&self, frame: Bytes) {
-        let mut frames = self.frames.borrow_mut();
-        if frames.len() == KEPT_FRAMES {
-            frames.pop_front();
-            self.first_seq.set(self.first_seq.get() + 1);
-        }
-        frames.push_back(frame);
-        drop(frames);
-        for waker in self.waiters.take() {
-            waker.wake();
-        }
-    }
-
-    /// Batch mode: one write of `frame` per stream, all in flight at once.
+    /// One write of `frame` per stream, all in flight at once; drops the streams
+    /// whose write failed (the peer went away).
     async fn write_round(&self, frame: Bytes) {
         let mut streams = self.streams.take();
         let mut writes: FuturesUnordered<_> = streams
@@ -125,23 +53,19 @@ impl Subscribers {
         for index in failed.into_iter().rev() {
             streams.swap_remove(index);
         }
-        // Subscribers that arrived during the round were pushed to the emptied vec.
-        let mut streams_now = self.streams.borrow_mut();
-        streams.append(&mut streams_now);
-        *streams_now = streams;
+        let mut newcomers = self.streams.borrow_mut();
+        streams.append(&mut newcomers);
+        *newcomers = streams;
     }
 }
 
-/// The worker's drain task: waits for frames and fans each one out.
-pub async fn drain_inbox(shared: Arc<Shared>, index: usize, subscribers: std::rc::Rc<Subscribers>) {
+/// The worker's drain task: waits for frames and writes each to every subscriber.
+pub async fn drain_inbox(shared: Arc<Shared>, index: usize, subscribers: Rc<Subscribers>) {
     let inbox = &shared.inboxes[index];
     loop {
         inbox.ready().await;
         while let Some(frame) = inbox.frames.pop() {
-            match subscribers.mode {
-                Mode::Batch => subscribers.write_round(frame).await,
-                Mode::Tasks => subscribers.signal(frame),
-            }
+            subscribers.write_round(frame).await;
         }
     }
 }

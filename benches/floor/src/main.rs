@@ -60,9 +60,6 @@ struct Args {
     /// Submission queue entries per ring.
     #[arg(long, default_value_t = 1024)]
     ring_entries: u32,
-    /// How a worker issues its writes.
-    #[arg(long, value_enum, default_value = "batch")]
-    fanout: fanout::Mode,
 }
 
 /// A worker's inbox: frames pushed by any thread, drained by the owning worker.
@@ -150,10 +147,10 @@ fn main() -> io::Result<()> {
         .enumerate()
         .map(|(index, listener)| {
             let shared = shared.clone();
-            let (entries, mode) = (args.ring_entries, args.fanout);
+            let entries = args.ring_entries;
             std::thread::Builder::new()
                 .name(format!("floor-{index}"))
-                .spawn(move || run_worker(index, listener, shared, entries, mode))
+                .spawn(move || run_worker(index, listener, shared, entries))
         })
         .collect::<io::Result<_>>()?;
     for thread in threads {
@@ -182,7 +179,6 @@ fn run_worker(
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
     entries: u32,
-    mode: fanout::Mode,
 ) -> io::Result<()> {
     let mut runtime = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
         .with_entries(entries)
@@ -190,7 +186,7 @@ fn run_worker(
         .build()?;
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)?;
-        let subscribers = Rc::new(Subscribers::new(mode));
+        let subscribers = Rc::new(Subscribers::default());
         monoio::spawn(fanout::drain_inbox(
             shared.clone(),
             index,
@@ -221,7 +217,7 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>, subscribers: Rc<Subsc
         drop(buf); // an idle subscriber holds no read buffer
         let (res, _) = stream.write_all(SUBSCRIBE_HEAD).await;
         if res.is_ok() {
-            subscribers.add(stream).await;
+            subscribers.add(stream);
         }
     } else if buf.starts_with(b"POST ") {
         let _ = publisher(stream, shared, buf, head_len).await;
