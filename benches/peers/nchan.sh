@@ -4,6 +4,7 @@
 # URL templates (TOPIC is the channel id, PORT as given to `start`):
 #   subscribe: GET  http://127.0.0.1:PORT/sub/TOPIC   -> text/event-stream
 #   publish:   POST http://127.0.0.1:PORT/pub/TOPIC   body = event data
+# A subscriber must send `Accept: text/event-stream` (Nchan answers 403 otherwise).
 #
 # Usage:
 #   nchan.sh install          apt-get install nginx + libnginx-mod-nchan (only if missing)
