@@ -20,6 +20,9 @@ use crate::server::Shared;
 use crate::stream::plane::{Completion, Plane};
 use crate::timer::wheel::Wheel;
 
+/// How often a draining worker closes its next batch of subscribers.
+const DRAIN_STEP: Duration = Duration::from_millis(20);
+
 /// How often a busy worker expires history by age.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
@@ -236,9 +239,14 @@ pub async fn run(worker: Rc<RefCell<Worker>>) {
         }
         let next = w.wheel.next_expiry();
         wake.sleeping_until.set(next.unwrap_or(u64::MAX));
-        sleep
-            .as_mut()
-            .reset(next.map_or_else(far, |t| clock_instant(&w, t)));
+        let mut deadline = next.map_or_else(far, |t| clock_instant(&w, t));
+        if w.busy {
+            deadline = deadline.min(monoio::time::Instant::from_std(w.housekept + HOUSEKEEPING));
+        }
+        if w.drain.is_some() {
+            deadline = deadline.min(monoio::time::Instant::now() + DRAIN_STEP);
+        }
+        sleep.as_mut().reset(deadline);
     }
 }
 

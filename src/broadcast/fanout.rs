@@ -3,7 +3,10 @@
 
 use bytes::Bytes;
 
-use super::inbox::Inbox;
+use slab::Slab;
+
+use super::hub::Hub;
+use super::inbox::{Event, Inbox};
 use crate::conn::{flags, CloseReason, Conn, Phase};
 use crate::worker::Worker;
 
@@ -16,22 +19,14 @@ impl Worker {
         let mut evict = std::mem::take(&mut self.evict);
         while let Some(batch) = inbox.pop() {
             for event in &batch.events {
-                for topic in &event.topics {
-                    for sub in self.hub.subscribers(topic) {
-                        let conn = &mut self.conns[sub.conn as usize];
-                        match queue(conn, event.id, &event.frame, max_queued) {
-                            Queued::Yes => {
-                                queued += 1;
-                                if !conn.has(flags::DIRTY) {
-                                    conn.set(flags::DIRTY);
-                                    self.dirty.push(sub.conn);
-                                }
-                            }
-                            Queued::Over => evict.push(sub.conn),
-                            Queued::No => {}
-                        }
-                    }
-                }
+                queued += fan_out(
+                    &self.hub,
+                    &mut self.conns,
+                    &mut self.dirty,
+                    &mut evict,
+                    event,
+                    max_queued,
+                );
             }
             self.turn_batches.push(batch.published_at);
         }
@@ -41,6 +36,37 @@ impl Worker {
         }
         self.evict = evict;
     }
+}
+
+/// Queues one event for every local subscriber of its topics: a reference-count bump
+/// and a queue push each. Connections that got their first frame of the turn go on
+/// `dirty`; those over `max_queued` go on `evict`. Returns the number queued.
+pub fn fan_out(
+    hub: &Hub,
+    conns: &mut Slab<Conn>,
+    dirty: &mut Vec<u32>,
+    evict: &mut Vec<u32>,
+    event: &Event,
+    max_queued: usize,
+) -> u64 {
+    let mut queued = 0;
+    for topic in &event.topics {
+        for sub in hub.subscribers(topic) {
+            let conn = &mut conns[sub.conn as usize];
+            match queue(conn, event.id, &event.frame, max_queued) {
+                Queued::Yes => {
+                    queued += 1;
+                    if !conn.has(flags::DIRTY) {
+                        conn.set(flags::DIRTY);
+                        dirty.push(sub.conn);
+                    }
+                }
+                Queued::Over => evict.push(sub.conn),
+                Queued::No => {}
+            }
+        }
+    }
+    queued
 }
 
 enum Queued {

@@ -135,7 +135,10 @@ impl Http {
                     batch,
                     body,
                     expect_continue,
-                } => match self.publish(target, batch, body, expect_continue).await {
+                } => match self
+                    .publish(target, batch, body, expect_continue, keep_alive)
+                    .await
+                {
                     Ok(bytes) => bytes,
                     Err(end) => return end,
                 },
@@ -144,6 +147,9 @@ impl Http {
             let (res, _) = self.stream.write_all(answer).await;
             if res.is_err() {
                 return End::Quiet(CloseReason::Peer);
+            }
+            if self.shared.is_draining() {
+                return End::Quiet(CloseReason::Shutdown);
             }
             if !keep_alive {
                 return End::Quiet(CloseReason::Peer);
@@ -316,6 +322,7 @@ impl Http {
         batch: bool,
         framing: Framing,
         expect: bool,
+        keep_alive: bool,
     ) -> Result<Vec<u8>, End> {
         let shared = self.shared.clone();
         let cfg = &shared.config;
@@ -356,7 +363,11 @@ impl Http {
                 let w = self.worker.borrow();
                 w.stats().published.add(n as u64);
                 w.stats().count_status(202);
-                Ok(Response::new(202).body("application/json", json.as_bytes()))
+                let mut r = Response::new(202);
+                if !keep_alive || shared.is_draining() {
+                    r = r.close();
+                }
+                Ok(r.body("application/json", json.as_bytes()))
             }
             Err(Refusal { status, why }) => Err(self.refuse(status, why)),
         }

@@ -42,10 +42,14 @@ impl Worker {
             let link = self.hub.subscribe(topic, key, i as u32);
             self.conns[key as usize].links.push(link);
         }
+        let lifetime = self.lifetime_ticks();
         let conn = &mut self.conns[key as usize];
         conn.phase = Phase::Stream;
         conn.last_id = upto;
         conn.last_write = now;
+        if let Some(ticks) = lifetime {
+            conn.expires = now.wrapping_add(ticks).max(1);
+        }
         for frame in first {
             conn.out.push(frame);
         }
@@ -59,6 +63,14 @@ impl Worker {
         self.stats().subscriptions.add(topics.len() as u64);
         self.schedule(key);
         self.wake.kick();
+    }
+
+    /// A stream's maximum lifetime in ticks, jittered by up to a tenth so that streams
+    /// opened together do not all end (and reconnect) together.
+    fn lifetime_ticks(&mut self) -> Option<u32> {
+        let lifetime = self.clock.ticks(self.shared.config.max_lifetime?);
+        let jitter = self.random() % (lifetime / 10).max(1);
+        Some(u32::try_from(lifetime - jitter).unwrap_or(u32::MAX).max(1))
     }
 
     /// Queues a frame that carries no event id (heartbeats, a final `retry:`).
