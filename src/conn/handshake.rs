@@ -18,10 +18,11 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use super::publish::{self, Refusal, Target};
+use super::route::{route, Framing, Route};
 use super::subscribe::Subscribe;
 use super::{flags, CloseReason};
 use crate::http::body::ChunkedDecoder;
-use crate::http::parse::{self, Limits, Method, Status};
+use crate::http::parse;
 use crate::http::response::{self, Response};
 use crate::server::Shared;
 use crate::sys;
@@ -42,30 +43,6 @@ enum End {
     Answer(Vec<u8>, CloseReason),
     /// Close without a word.
     Quiet(CloseReason),
-}
-
-/// What a request head asks for, with everything needed taken out of the read buffer.
-enum Route {
-    Subscribe(Subscribe),
-    Publish {
-        target: Target,
-        batch: bool,
-        body: Framing,
-        expect_continue: bool,
-    },
-    Answer {
-        status: u16,
-        bytes: Vec<u8>,
-        close: bool,
-    },
-    Refuse(u16, String),
-}
-
-#[derive(Clone, Copy)]
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
 }
 
 struct Http {
@@ -112,9 +89,9 @@ impl Http {
                 Ok(n) => n,
                 Err(end) => return end,
             };
-            let (route, mut keep_alive) = self.route(head_len);
+            let (next, mut keep_alive) = route(&self.buf[..head_len], self.peer, &self.shared);
             self.buf.drain(..head_len);
-            let answer = match route {
+            let answer = match next {
                 Route::Subscribe(sub) if self.shared.is_draining() => {
                     let _ = sub;
                     return self.refuse(503, "shutting down".into());
@@ -210,109 +187,6 @@ impl Http {
             .conns
             .get(self.key as usize)
             .is_some_and(|c| c.has(flags::TIMED_OUT))
-    }
-
-    /// Parses the head in `buf[..head_len]` and decides what to do with it.
-    fn route(&self, head_len: usize) -> (Route, bool) {
-        let cfg = &self.shared.config;
-        let limits = Limits::new()
-            .max_headers(cfg.max_headers)
-            .max_target(cfg.max_target_bytes);
-        let head = match parse::parse(&self.buf[..head_len], &limits) {
-            Ok(Status::Complete(head)) => head,
-            Ok(Status::Partial) => {
-                return (Route::Refuse(400, "malformed request head".into()), false)
-            }
-            Err(e) => return (Route::Refuse(e.status(), e.reason().into()), false),
-        };
-        let h = &head.headers;
-        let keep_alive = if head.minor_version == 0 {
-            h.connection_keep_alive
-        } else {
-            !h.connection_close
-        };
-        let route = match (origin_path(head.path), head.method) {
-            (b"/events", Method::Get) => match Subscribe::from_request(head.query, h.last_event_id)
-            {
-                Ok(sub) => Route::Subscribe(sub),
-                Err(e) => Route::Refuse(400, e.reason().into()),
-            },
-            (b"/publish", Method::Post) => {
-                if let Err(Refusal { status, why }) = publish::authorize(
-                    self.peer.ip(),
-                    h.authorization,
-                    cfg.publish_token.as_deref(),
-                ) {
-                    return (Route::Refuse(status, why), false);
-                }
-                let body = match (h.content_length, h.chunked) {
-                    (Some(n), _) => Framing::Length(n),
-                    (None, true) => Framing::Chunked,
-                    (None, false) => Framing::None,
-                };
-                match Target::from_query(head.query) {
-                    Ok(target) => Route::Publish {
-                        target,
-                        batch: publish::is_batch(h.content_type),
-                        body,
-                        expect_continue: h.expect_continue,
-                    },
-                    Err(e) => Route::Refuse(400, e.reason().into()),
-                }
-            }
-            (b"/healthz", Method::Get | Method::Head) => self.health(head.method, keep_alive),
-            (b"/metrics", Method::Get) => self.metrics(keep_alive),
-            (b"/events" | b"/publish", Method::Options) => Route::Answer {
-                status: 204,
-                bytes: Response::new(204).header("Allow", allow(head.path)).empty(),
-                close: false,
-            },
-            (path @ (b"/events" | b"/publish" | b"/healthz" | b"/metrics"), _) => Route::Answer {
-                status: 405,
-                bytes: Response::new(405)
-                    .header("Allow", allow(path))
-                    .close()
-                    .body("text/plain; charset=utf-8", b"405 Method Not Allowed\n"),
-                close: true,
-            },
-            _ => Route::Refuse(404, "no such endpoint (try GET /events?topic=NAME)".into()),
-        };
-        (route, keep_alive)
-    }
-
-    fn health(&self, method: Method, keep_alive: bool) -> Route {
-        let (status, body): (u16, &[u8]) = if self.shared.is_draining() {
-            (503, b"draining\n")
-        } else {
-            (200, b"ok\n")
-        };
-        let mut r = Response::new(status).header("Cache-Control", "no-store");
-        if !keep_alive {
-            r = r.close();
-        }
-        let mut bytes = r.body("text/plain; charset=utf-8", body);
-        if method == Method::Head {
-            bytes.truncate(bytes.len() - body.len());
-        }
-        Route::Answer {
-            status,
-            bytes,
-            close: false,
-        }
-    }
-
-    fn metrics(&self, keep_alive: bool) -> Route {
-        let text = crate::metrics::render(&self.shared);
-        let mut r = Response::new(200).header("Cache-Control", "no-store");
-        if !keep_alive {
-            r = r.close();
-        }
-        let bytes = r.body("text/plain; version=0.0.4; charset=utf-8", text.as_bytes());
-        Route::Answer {
-            status: 200,
-            bytes,
-            close: false,
-        }
     }
 
     /// Reads a publish body and publishes it; the answer to write, or how to end.
@@ -480,27 +354,5 @@ impl Http {
         w.release(self.key);
         drop(w);
         drop(self.stream);
-    }
-}
-
-/// The path of an origin-form target, or of an absolute-form one (`http://host/path`).
-fn origin_path(path: &[u8]) -> &[u8] {
-    for scheme in [&b"http://"[..], b"https://"] {
-        if path.len() > scheme.len() && path[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            let rest = &path[scheme.len()..];
-            return rest
-                .iter()
-                .position(|&b| b == b'/')
-                .map_or(&b"/"[..], |i| &rest[i..]);
-        }
-    }
-    path
-}
-
-fn allow(path: &[u8]) -> &'static str {
-    match path {
-        b"/events" => "GET, OPTIONS",
-        b"/publish" => "POST, OPTIONS",
-        _ => "GET, HEAD",
     }
 }

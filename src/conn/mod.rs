@@ -9,6 +9,7 @@
 pub mod handshake;
 pub mod lifecycle;
 pub mod publish;
+pub mod route;
 pub mod subscribe;
 
 use std::os::fd::RawFd;
