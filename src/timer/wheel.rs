@@ -278,8 +278,11 @@ impl Wheel {
             !self.lists.is_empty(list),
             "level {level} slot {slot} is marked occupied but holds no key"
         );
-        while let Some(key) = self.lists.first(list) {
-            self.detach(key);
+        // Unhook the whole slot at once, then re-place its keys: cheaper than unlinking
+        // each one from a list that is being emptied anyway.
+        let mut chain = self.lists.take_all(list);
+        self.occupied[level] &= !(1 << slot);
+        while let Some(key) = self.lists.take_next(&mut chain) {
             let deadline = self.lists.deadline_of(key);
             let target = if deadline <= self.elapsed {
                 self.pending_min = self.pending_min.min(deadline);
