@@ -66,8 +66,9 @@ pub const MAX_KEY: u32 = Lists::<LISTS>::MAX_KEY;
 /// concern).
 ///
 /// Memory: 16 bytes per key up to the largest key ever inserted (its deadline and two
-/// `u32` links, in one `Vec` indexed by key), plus about 5.7 KiB of list heads and
-/// bitmaps per wheel. Nothing is allocated per timer.
+/// `u32` links, in one `Vec` indexed by key; grown geometrically, so up to twice that is
+/// allocated unless [`Wheel::with_capacity`] sized it), plus about 5.7 KiB of list heads
+/// and bitmaps per wheel. Nothing is allocated per timer.
 #[derive(Clone)]
 pub struct Wheel {
     /// Current time: every key in a slot has a deadline after it; every due key is on
