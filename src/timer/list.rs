@@ -178,6 +178,28 @@ impl<const N: usize> Lists<N> {
             .then(|| (prev - Self::FIRST_SENTINEL) as usize)
     }
 
+    /// Empties `list` in O(1) and returns a cursor on its former keys, which stay chained
+    /// (still counted as linked) until [`Self::take_next`] hands each one out detached.
+    /// Nothing may be pushed on `list` until the cursor is exhausted.
+    pub(super) fn take_all(&mut self, list: usize) -> u32 {
+        let me = Self::sentinel(list);
+        let first = self.sentinels[list].next;
+        self.sentinels[list] = Links { prev: me, next: me };
+        first
+    }
+
+    /// The next key of a [`Self::take_all`] chain, now detached, or `None` at its end.
+    pub(super) fn take_next(&mut self, cursor: &mut u32) -> Option<u32> {
+        let key = *cursor;
+        if key >= Self::FIRST_SENTINEL {
+            return None;
+        }
+        let node = &mut self.nodes[key as usize];
+        *cursor = node.links.next;
+        node.links = Links::DETACHED;
+        Some(key)
+    }
+
     /// Moves every key of `from` to the back of `to`, in order, in O(1).
     pub(super) fn append(&mut self, from: usize, to: usize) {
         debug_assert!(from != to, "append of list {from} onto itself");

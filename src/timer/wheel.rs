@@ -66,8 +66,9 @@ pub const MAX_KEY: u32 = Lists::<LISTS>::MAX_KEY;
 /// concern).
 ///
 /// Memory: 16 bytes per key up to the largest key ever inserted (its deadline and two
-/// `u32` links, in one `Vec` indexed by key), plus about 5.7 KiB of list heads and
-/// bitmaps per wheel. Nothing is allocated per timer.
+/// `u32` links, in one `Vec` indexed by key; grown geometrically, so up to twice that is
+/// allocated unless [`Wheel::with_capacity`] sized it), plus about 5.7 KiB of list heads
+/// and bitmaps per wheel. Nothing is allocated per timer.
 #[derive(Clone)]
 pub struct Wheel {
     /// Current time: every key in a slot has a deadline after it; every due key is on
@@ -278,8 +279,11 @@ impl Wheel {
             !self.lists.is_empty(list),
             "level {level} slot {slot} is marked occupied but holds no key"
         );
-        while let Some(key) = self.lists.first(list) {
-            self.detach(key);
+        // Unhook the whole slot at once, then re-place its keys: cheaper than unlinking
+        // each one from a list that is being emptied anyway.
+        let mut chain = self.lists.take_all(list);
+        self.occupied[level] &= !(1 << slot);
+        while let Some(key) = self.lists.take_next(&mut chain) {
             let deadline = self.lists.deadline_of(key);
             let target = if deadline <= self.elapsed {
                 self.pending_min = self.pending_min.min(deadline);
