@@ -37,7 +37,6 @@ struct Known<'a> {
 }
 
 /// httparse, then a pass over its header slice for the known headers.
-#[inline(never)]
 fn with_httparse(buf: &[u8]) -> Option<(usize, Known<'_>)> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; 100];
     let mut req = httparse::Request::new(&mut []);

@@ -99,13 +99,16 @@ fn split_query(buf: &[u8], start: usize, end: usize) -> (&[u8], Option<&[u8]>) {
 /// `HTTP/1.0` or `HTTP/1.1`, then CRLF. Returns the minor version.
 #[inline(always)]
 fn parse_version(buf: &[u8], start: usize) -> Step<u8> {
+    const HTTP_1_1: u64 = u64::from_le_bytes(*b"HTTP/1.1");
+    const HTTP_1_0: u64 = u64::from_le_bytes(*b"HTTP/1.0");
     let rest = buf.get(start..).unwrap_or_default();
-    if let Some(&[b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor, b'\r', b'\n']) = rest.get(..10) {
-        return match minor {
-            b'0' => Ok(Status::Complete(0)),
-            b'1' => Ok(Status::Complete(1)),
-            _ => Err(ParseError::Version),
-        };
+    // One 8-byte compare instead of eight byte compares.
+    if let Some((version, [b'\r', b'\n', ..])) = rest.split_first_chunk::<8>() {
+        match u64::from_le_bytes(*version) {
+            HTTP_1_1 => return Ok(Status::Complete(1)),
+            HTTP_1_0 => return Ok(Status::Complete(0)),
+            _ => {}
+        }
     }
     slow_version(rest)
 }
