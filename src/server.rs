@@ -237,7 +237,7 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
             wheel: Wheel::new(),
             plane,
             clock: Clock::new(shared.config.tick),
-            dirty: Vec::new(),
+            dirty: std::collections::VecDeque::new(),
             evict: Vec::new(),
             turn_batches: Vec::new(),
             completions: Vec::new(),

@@ -144,6 +144,22 @@ pub fn drain_readable(fd: RawFd) -> Readable {
     Readable::Discarded(total)
 }
 
+/// Sends what the socket takes right now, without blocking (the socket itself may be in
+/// blocking mode under io_uring). Returns the bytes sent (0 when it would block or failed:
+/// the caller sends the rest through its runtime, which reports any error).
+pub fn send_now(fd: RawFd, bytes: &[u8]) -> usize {
+    // SAFETY: send reads at most bytes.len() bytes from the slice we borrow.
+    let n = unsafe {
+        libc::send(
+            fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(n).unwrap_or(0)
+}
+
 /// A nonblocking eventfd: the doorbell a private ring rings when it completes work
 /// asynchronously, so the worker's runtime wakes up to reap it.
 pub fn eventfd() -> io::Result<RawFd> {

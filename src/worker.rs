@@ -5,6 +5,7 @@
 //! other workers except its inbox and its counters.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ pub struct Worker {
     pub plane: Plane,
     pub clock: Clock,
     /// Connections with frames queued since the last flush.
-    pub dirty: Vec<u32>,
+    pub dirty: VecDeque<u32>,
     /// Subscribers found over their queue bound during a fan-out.
     pub evict: Vec<u32>,
     /// When each batch fanned out this turn was published (for the latency metric).
@@ -205,9 +206,17 @@ pub async fn run(worker: Rc<RefCell<Worker>>) {
     let far = || monoio::time::Instant::now() + Duration::from_secs(3600);
     let mut sleep = std::pin::pin!(monoio::time::sleep_until(far()));
     loop {
-        // 1. Park until a publish, a completion, or the next timer deadline.
+        // 1. Park until a publish, a completion, or the next timer deadline. A turn that
+        //    left work over (a large flush) yields once instead, so the worker's other
+        //    tasks (publishes, accepts, handshakes) run between the turns of a fan-out.
+        let mut yielded = false;
         poll_fn(|cx| {
             inbox.register(cx.waker());
+            if wake.kicked.get() && !yielded {
+                yielded = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             let woke = inbox.take_notified() | wake.take();
             if woke || sleep.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(());

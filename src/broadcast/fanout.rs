@@ -1,6 +1,8 @@
 //! Step 2 of the worker loop: every event in the inbox goes to every local subscriber
 //! of its topics, as a reference-counted clone of the one shared frame.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 
 use slab::Slab;
@@ -44,7 +46,7 @@ impl Worker {
 pub fn fan_out(
     hub: &Hub,
     conns: &mut Slab<Conn>,
-    dirty: &mut Vec<u32>,
+    dirty: &mut VecDeque<u32>,
     evict: &mut Vec<u32>,
     event: &Event,
     max_queued: usize,
@@ -58,7 +60,7 @@ pub fn fan_out(
                     queued += 1;
                     if !conn.has(flags::DIRTY) {
                         conn.set(flags::DIRTY);
-                        dirty.push(sub.conn);
+                        dirty.push_back(sub.conn);
                     }
                 }
                 Queued::Over => evict.push(sub.conn),

@@ -121,8 +121,7 @@ impl Http {
                 },
             };
             self.served += 1;
-            let (res, _) = self.stream.write_all(answer).await;
-            if res.is_err() {
+            if self.answer(answer).await.is_err() {
                 return End::Quiet(CloseReason::Peer);
             }
             if self.shared.is_draining() {
@@ -132,6 +131,18 @@ impl Http {
                 return End::Quiet(CloseReason::Peer);
             }
         }
+    }
+
+    /// Writes an answer. It goes out at once with a plain nonblocking send: through the
+    /// runtime's ring it would wait until the worker parks, which after a publish is after
+    /// this worker's whole fan-out of it (tens of milliseconds at 10,000 subscribers).
+    async fn answer(&mut self, mut bytes: Vec<u8>) -> std::io::Result<()> {
+        let sent = sys::send_now(self.stream.as_raw_fd(), &bytes);
+        if sent == bytes.len() {
+            return Ok(());
+        }
+        bytes.drain(..sent);
+        self.stream.write_all(bytes).await.0.map(drop)
     }
 
     /// Reads until the buffer holds a whole head; returns its length.

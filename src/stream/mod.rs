@@ -19,6 +19,11 @@ use crate::stream::plane::{Op, Plane, Token};
 use crate::sys::{self, Readable};
 use crate::worker::Worker;
 
+/// Writes started per loop turn. About 5 ms of kernel send work: long enough to amortise
+/// the turn, short enough that publishes and new connections are served between turns
+/// of a large fan-out.
+pub const FLUSH_BATCH: usize = 1024;
+
 /// Bytes a streaming subscriber may send us (it should send nothing) before it is closed.
 const MAX_DISCARD: usize = 64 << 10;
 
@@ -83,17 +88,22 @@ impl Worker {
         let conn = &mut self.conns[key as usize];
         if !conn.has(flags::DIRTY) {
             conn.set(flags::DIRTY);
-            self.dirty.push(key);
+            self.dirty.push_back(key);
         }
     }
 
-    /// Starts a write for every dirty connection that has none in flight, then submits
-    /// them all with one system call.
+    /// Starts a write for up to [`FLUSH_BATCH`] dirty connections that have none in
+    /// flight, oldest first, and submits them with one system call. If more remain, the
+    /// loop takes another turn after letting the worker's other tasks run: publishes that
+    /// arrive meanwhile are queued behind the frames of connections not yet written, and
+    /// leave with them in one write.
     pub fn flush(&mut self) {
-        // Completions of writes made during this flush (all of them, on the epoll plane)
-        // can make connections dirty again; they are handled by the next turn's reap.
-        let mut dirty = std::mem::take(&mut self.dirty);
-        for key in dirty.drain(..) {
+        // Completions of writes made here (all of them, on the epoll plane) can make
+        // connections dirty again; they are handled by the next turn's reap.
+        for _ in 0..FLUSH_BATCH {
+            let Some(key) = self.dirty.pop_front() else {
+                break;
+            };
             if let Some(conn) = self.conns.get_mut(key as usize) {
                 conn.clear(flags::DIRTY);
                 if !conn.has(flags::WRITING) && !conn.has(flags::BLOCKED) {
@@ -101,8 +111,10 @@ impl Worker {
                 }
             }
         }
-        self.dirty = dirty;
         self.plane.submit();
+        if !self.dirty.is_empty() {
+            self.wake.kick();
+        }
     }
 
     fn start_write(&mut self, key: u32) {

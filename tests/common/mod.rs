@@ -42,6 +42,13 @@ impl Server {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Store the line before announcing the address, so a test that starts
+                // right away finds the start-up line in the log.
+                {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 if let Some(addr) = line
                     .split_whitespace()
                     .find_map(|f| f.strip_prefix("listen="))
@@ -50,9 +57,6 @@ impl Server {
                         let _ = tx.send(addr.parse::<SocketAddr>().expect("listen= address"));
                     }
                 }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let addr = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| {
