@@ -1,5 +1,6 @@
 // The scenario every EventSource client runs (browser, `eventsource`, undici), written
 // once, plus the command-line plumbing the Node programs share.
+import { readFile } from 'node:fs/promises';
 
 /** How long a client may run before it gives up and fails. */
 export const TIME_LIMIT_MS = 30_000;
@@ -83,7 +84,6 @@ export function bounded(scenario) {
 
 /** The installed version of a node module, for the report. */
 export async function versionOf(name) {
-  const { readFile } = await import('node:fs/promises');
   const path = new URL(`./node_modules/${name}/package.json`, import.meta.url);
   return JSON.parse(await readFile(path, 'utf8')).version;
 }
