@@ -1,0 +1,435 @@
+//! Conformance with the SSE clients people use: a real browser's native `EventSource`
+//! (Debian's chromium driven by playwright-core), Node's `eventsource` package and
+//! undici's `EventSource`, and Python's httpx-sse with a hand-written reconnect.
+//!
+//! Each client is a small program in `tests/clients/` (installed, with pinned versions,
+//! by `tests/clients/install.sh`) that subscribes to a real ringcast and prints one
+//! JSON document with what it received. The test publishes at the right moments and
+//! checks that document exactly:
+//! 1. the client subscribes; the test publishes multi-line, empty, leading-space,
+//!    UTF-8 and named events;
+//! 2. the server ends the stream at its maximum lifetime with a `retry:` hint, and the
+//!    test publishes the "missed" events while the client is away;
+//! 3. the client reconnects (by itself, or by hand for httpx-sse) with
+//!    `Last-Event-ID`, gets exactly the missed events once, in order, and stays until
+//!    the server ends that stream too.
+//!
+//! A client or runtime that is missing fails its test with how to install it.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{id_of, Server, PATIENCE};
+use serde::Deserialize;
+
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
+
+/// Streams end after about 2 s with a retry hint of 1–2 s: the hint is the window in
+/// which the test publishes the missed events, wide enough for a slow, shared machine.
+const SERVER_ARGS: [&str; 6] = [
+    "--workers",
+    "2",
+    "--max-lifetime",
+    "2s",
+    "--retry",
+    "1000ms",
+];
+const RETRY_MS: u64 = 1000;
+
+/// Percent-encoded by every client, decoded by the server.
+const TOPIC: &str = "conformance/room:1";
+
+/// Published while the client is connected: (event name, data).
+const LIVE: [(Option<&str>, &str); 5] = [
+    (None, "a\nb\nc"),
+    (None, ""),
+    (None, " x"),
+    (None, "héllo ✓ 日本"),
+    (Some("update"), "named"),
+];
+
+/// Published while the client is away; it must get them on resume, once, in order.
+const MISSED: [(Option<&str>, &str); 3] = [
+    (None, "missed one"),
+    (Some("update"), "missed\nnamed"),
+    (None, ""),
+];
+
+/// A client's own time limit is 30 s; this is that plus room to start and report.
+const CLIENT_LIMIT: Duration = Duration::from_secs(45);
+
+/// One event as the client reported it.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Received {
+    r#type: String,
+    data: String,
+    last_event_id: String,
+    /// 1 for the first connection, 2 after the first reconnect.
+    connection: u32,
+}
+
+/// An `error` event seen by an EventSource client.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ErrorSeen {
+    after_events: usize,
+    /// 0 = CONNECTING: the client is reconnecting by itself (2 would be CLOSED).
+    ready_state: u8,
+}
+
+/// The `Last-Event-ID` header a request carried (as seen from the client's side).
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RequestSeen {
+    last_event_id: Option<String>,
+}
+
+/// One connection of the hand-reconnecting Python client.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConnectionSeen {
+    last_event_id_sent: Option<String>,
+    status: u16,
+    /// The `retry:` hints of that stream: the initial one and the one at its end.
+    retry: Vec<u64>,
+}
+
+/// The JSON document a client program prints.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Report {
+    client: String,
+    events: Vec<Received>,
+    failure: Option<String>,
+    /// EventSource clients.
+    opens: Option<u32>,
+    errors: Option<Vec<ErrorSeen>>,
+    requests: Option<Vec<RequestSeen>>,
+    page_errors: Option<Vec<String>>,
+    /// The hand-reconnecting client.
+    connections: Option<Vec<ConnectionSeen>>,
+}
+
+#[test]
+fn chromium_native_eventsource_receives_exactly_and_resumes_by_itself() {
+    require_on_path(
+        "chromium",
+        "install it with `apt-get install -y chromium` (tests/clients/install.sh does)",
+    );
+    let png = screenshot_path();
+    let _ = std::fs::remove_file(&png);
+    let browser = node_program("browser.mjs", &["playwright-core"]);
+    let run = run_scenario(browser, &[png.to_str().expect("a UTF-8 path")]);
+    assert_eq!(run.report.page_errors, None, "no script error in the page");
+    assert_resumed_by_itself(&run);
+    let shot = std::fs::read(&png).unwrap_or_else(|e| panic!("screenshot {png:?}: {e}"));
+    assert!(shot.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG at {png:?}");
+}
+
+#[test]
+fn node_eventsource_package_receives_exactly_and_resumes_by_itself() {
+    let run = run_scenario(node_program("node_eventsource.mjs", &["eventsource"]), &[]);
+    assert_resumed_by_itself(&run);
+}
+
+#[test]
+fn undici_eventsource_receives_exactly_and_resumes_by_itself() {
+    let run = run_scenario(node_program("node_undici.mjs", &["undici"]), &[]);
+    assert_resumed_by_itself(&run);
+}
+
+#[test]
+fn httpx_sse_receives_exactly_and_resumes_with_last_event_id() {
+    let run = run_scenario(python_program("httpx_sse_client.py"), &[]);
+    let connections = run.report.connections.as_ref().expect("connections");
+    let sent: Vec<_> = connections.iter().map(|c| &c.last_event_id_sent).collect();
+    let last_live = Some(run.live_ids[LIVE.len() - 1].to_string());
+    assert_eq!(sent, [&None, &last_live], "{}", run.json);
+    for c in connections {
+        assert_eq!(c.status, 200, "{}", run.json);
+        let [first, last] = c.retry[..] else {
+            panic!("a retry hint at the start and at the end: {}", run.json)
+        };
+        assert_eq!(
+            first, RETRY_MS,
+            "the stream starts with the configured hint"
+        );
+        assert!(
+            (RETRY_MS..2 * RETRY_MS).contains(&last),
+            "the closing hint is jittered above the base: {last}"
+        );
+    }
+}
+
+/// What one run of the scenario left to check.
+struct Run {
+    report: Report,
+    /// The client's stdout, for failure messages.
+    json: String,
+    live_ids: Vec<u64>,
+}
+
+/// Runs the scenario (see the top of this file) with `client`, given the arguments
+/// `BASE_URL TOPIC COUNT` and then `extra`. Checks what every client must show: the
+/// events exactly, each on the right connection, and a resume from history.
+fn run_scenario(mut client: Command, extra: &[&str]) -> Run {
+    let server = Server::start(&SERVER_ARGS);
+    let count = (LIVE.len() + MISSED.len()).to_string();
+    client.args([&format!("http://{}", server.addr), TOPIC, &count]);
+    let mut client = Running::spawn(client.args(extra));
+
+    client.wait_for("the client to subscribe", || {
+        server.metric("ringcast_subscribers") == 1
+    });
+    let live_ids = publish(&server, &LIVE);
+    client.wait_for("the server to end the first stream", || {
+        server.metric("ringcast_closes_total{reason=\"lifetime\"}") == 1
+    });
+    let missed_ids = publish(&server, &MISSED);
+    assert_eq!(
+        server.metric("ringcast_subscribers"),
+        0,
+        "the missed events were published while the client was away"
+    );
+    let (report, json) = client.finish();
+    eprintln!("client: {}", report.client);
+
+    assert_eq!(report.failure, None, "the client failed: {json}");
+    let expected: Vec<Received> = (LIVE.iter().zip(&live_ids).map(|(e, id)| (e, id, 1)))
+        .chain(MISSED.iter().zip(&missed_ids).map(|(e, id)| (e, id, 2)))
+        .map(|(&(name, data), id, connection)| Received {
+            r#type: name.unwrap_or("message").to_string(),
+            data: data.to_string(),
+            last_event_id: id.to_string(),
+            connection,
+        })
+        .collect();
+    assert_eq!(
+        report.events, expected,
+        "events as the client got them: {json}"
+    );
+    assert_eq!(
+        server.metric("ringcast_replayed_frames_total"),
+        MISSED.len() as u64,
+        "the resume was served from history: the client sent its last id"
+    );
+    assert_eq!(server.metric("ringcast_replay_gaps_total"), 0);
+    Run {
+        report,
+        json,
+        live_ids,
+    }
+}
+
+/// What an EventSource must show beyond the events: it reconnected on its own (one
+/// error per ended stream, readyState CONNECTING each time, two opens) and its
+/// second request carried the last id it had seen.
+fn assert_resumed_by_itself(run: &Run) {
+    let (r, json) = (&run.report, &run.json);
+    assert_eq!(r.opens, Some(2), "{json}");
+    let ended = |after_events| ErrorSeen {
+        after_events,
+        ready_state: 0,
+    };
+    let all = LIVE.len() + MISSED.len();
+    assert_eq!(
+        r.errors.as_deref(),
+        Some(&[ended(LIVE.len()), ended(all)][..]),
+        "{json}"
+    );
+    let last_live = Some(run.live_ids[LIVE.len() - 1].to_string());
+    let sent: Vec<_> = r
+        .requests
+        .iter()
+        .flatten()
+        .map(|q| &q.last_event_id)
+        .collect();
+    assert_eq!(
+        sent,
+        [&None, &last_live],
+        "Last-Event-ID per request: {json}"
+    );
+}
+
+/// Publishes each (event name, data); returns the ids the server answered with.
+fn publish(server: &Server, events: &[(Option<&str>, &str)]) -> Vec<u64> {
+    let query = |name: Option<&str>| match name {
+        Some(name) => format!("topic={TOPIC}&event={name}"),
+        None => format!("topic={TOPIC}"),
+    };
+    (events.iter())
+        .map(|&(name, data)| {
+            let (status, body) = server.publish(&query(name), data.as_bytes());
+            assert_eq!(status, 202, "{body}");
+            id_of(&body)
+        })
+        .collect()
+}
+
+/// A client program under test, in its own process group so that nothing it starts
+/// outlives the test.
+struct Running {
+    child: Child,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn spawn(command: &mut Command) -> Running {
+        let mut child = (command.stdin(Stdio::null()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        let mut out = child.stdout.take().expect("piped");
+        let mut err = child.stderr.take().expect("piped");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            sink.lock().unwrap().push_str(&text);
+        });
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            text
+        });
+        Running {
+            child,
+            stdout: Some(stdout),
+            stderr,
+        }
+    }
+
+    /// Polls `done` until it holds; fails if the client exits first or time runs out.
+    fn wait_for(&mut self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !done() {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let out = self.stdout.take().map(|h| h.join().unwrap());
+                panic!(
+                    "the client exited ({status}) while waiting for {what}\nstdout: {}\nstderr: {}",
+                    out.unwrap_or_default(),
+                    self.stderr.lock().unwrap()
+                );
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the client to exit; returns its report and its raw stdout.
+    fn finish(mut self) -> (Report, String) {
+        let deadline = Instant::now() + CLIENT_LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the client did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let json = self.stdout.take().expect("once").join().unwrap();
+        let stderr = self.stderr.lock().unwrap().clone();
+        let report = serde_json::from_str(&json).unwrap_or_else(|e| {
+            panic!("no report from the client ({e}; {status})\nstdout: {json}\nstderr: {stderr}")
+        });
+        assert!(
+            status.success(),
+            "client {status}: {json}\nstderr: {stderr}"
+        );
+        (report, json)
+    }
+
+    fn signal_group(&self, signal: i32) {
+        // SAFETY: kill(2) on the process group of a child we started (its pid is the
+        // group id, from `process_group(0)`) and have not yet reaped.
+        unsafe { libc::kill(-(self.child.id() as i32), signal) };
+    }
+}
+
+impl Drop for Running {
+    /// Asks politely first (Playwright closes the browser on SIGTERM), then kills.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        self.signal_group(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.signal_group(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// `node tests/clients/<script>`, after checking that node and `modules` are there.
+fn node_program(script: &str, modules: &[&str]) -> Command {
+    require_on_path(
+        "node",
+        "install Node.js 20 or later, then run tests/clients/install.sh",
+    );
+    for module in modules {
+        let manifest = Path::new(CLIENTS).join(format!("node_modules/{module}/package.json"));
+        assert!(
+            manifest.exists(),
+            "the node module `{module}` is missing from tests/clients/node_modules: \
+             run tests/clients/install.sh (npm ci with the pinned package-lock.json)"
+        );
+    }
+    let mut command = Command::new("node");
+    command.current_dir(CLIENTS).arg(script);
+    command
+}
+
+/// `python tests/clients/<script>` with the venv's interpreter when there is one, else
+/// `python3`, after checking that it can import httpx and httpx-sse.
+fn python_program(script: &str) -> Command {
+    let venv = Path::new(CLIENTS).join(".venv/bin/python");
+    let python = if venv.exists() {
+        venv.into_os_string()
+    } else {
+        require_on_path("python3", "install Python 3.11 or later");
+        "python3".into()
+    };
+    let imports = Command::new(&python)
+        .args(["-c", "import httpx, httpx_sse"])
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        imports.is_ok_and(|s| s.success()),
+        "{python:?} cannot import httpx and httpx_sse: run tests/clients/install.sh \
+         (it makes tests/clients/.venv from tests/clients/requirements.txt)"
+    );
+    let mut command = Command::new(python);
+    command.current_dir(CLIENTS).arg(script);
+    command
+}
+
+/// Fails the test, saying how to install `program`, unless it is on PATH.
+fn require_on_path(program: &str, how: &str) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).any(|dir| dir.join(program).is_file());
+    assert!(found, "`{program}` is not on PATH: {how}");
+}
+
+/// `target/conformance/browser.png`, for reviewers.
+fn screenshot_path() -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR is target/tmp");
+    target.join("conformance/browser.png")
+}
