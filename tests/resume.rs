@@ -262,3 +262,48 @@ fn ids_keep_increasing_across_a_restart() {
         "the previous run's events are gone: a gap"
     );
 }
+
+#[test]
+fn a_replay_longer_than_the_queue_bound_is_not_a_slow_reader() {
+    let server = Server::start(&[
+        "--workers",
+        "1",
+        "--max-queued-frames",
+        "100",
+        "--history",
+        "5000",
+        "--history-bytes",
+        "16MiB",
+        "--sndbuf",
+        "16KiB",
+    ]);
+    let pad = "x".repeat(1000);
+    let mut c = Client::connect(server.addr);
+    let body = (0..2000)
+        .map(|i| format!("{{\"topic\":\"long\",\"data\":\"{i} {pad}\"}}\n"))
+        .collect::<String>();
+    let (status, answer) = c.publish(
+        "",
+        body.as_bytes(),
+        &[("Content-Type", "application/x-ndjson")],
+    );
+    assert_eq!(status, 202, "{answer}");
+    let first: u64 = answer.split('"').nth(3).unwrap().parse().unwrap();
+    // A reader with a small window that reads nothing yet: most of the 2 MB replay waits
+    // in the server's queue when the live events arrive.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut s = common::Sse::on(
+        socket.into(),
+        "topic=long",
+        &[("Last-Event-ID", &(first - 1).to_string())],
+    );
+    common::eventually("subscribed", || server.metric("ringcast_subscribers") == 1);
+    let live: Vec<u64> = publish_all(&server, "long", 30);
+    let got = s.take(2030);
+    assert!(got[0].data.starts_with("0 "));
+    assert!(got[1999].data.starts_with("1999 "));
+    assert_eq!(ids(&got[2000..]), live);
+    assert_eq!(server.metric("ringcast_closes_total{reason=\"slow\"}"), 0);
+}

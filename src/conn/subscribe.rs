@@ -126,9 +126,37 @@ impl Worker {
             self.stats().replay_gaps.add(1);
         }
         self.stats().replayed.add(replay.frames.len() as u64);
-        first.extend(replay.frames);
+        first.extend(pack(replay.frames));
         self.start_stream(key, &topics, replay.upto, first);
     }
+}
+
+/// Largest chunk a replay is packed into.
+const REPLAY_CHUNK: usize = 64 << 10;
+/// Replays up to this many frames are queued as they are.
+const REPLAY_UNPACKED: usize = 8;
+
+/// Packs a long replay into a few large buffers. A replay may hold thousands of frames
+/// (history is 1,000 per topic by default); queued one by one they would count against
+/// the slow-reader bound, which is meant for frames the reader falls behind on, and would
+/// take a write per 64 of them. One copy per resume buys both back; the live fan-out
+/// still shares frames without copying.
+fn pack(frames: Vec<Bytes>) -> Vec<Bytes> {
+    if frames.len() <= REPLAY_UNPACKED {
+        return frames;
+    }
+    let mut chunks = Vec::new();
+    let mut chunk = bytes::BytesMut::new();
+    for frame in frames {
+        if !chunk.is_empty() && chunk.len() + frame.len() > REPLAY_CHUNK {
+            chunks.push(chunk.split().freeze());
+        }
+        chunk.extend_from_slice(&frame);
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk.freeze());
+    }
+    chunks
 }
 
 /// The in-band notice that events may have been lost before the replay that follows.
@@ -207,6 +235,27 @@ mod tests {
             sub("topic=a&last_event_id=", None).unwrap().last_event_id,
             None
         );
+    }
+
+    #[test]
+    fn long_replays_are_packed_in_order_and_short_ones_kept() {
+        let frames: Vec<Bytes> = (0..3000)
+            .map(|i| Bytes::from(format!("id: {i}\ndata: {}\n\n", "x".repeat(40))))
+            .collect();
+        let whole: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+        let packed = pack(frames.clone());
+        assert!(packed.len() < 5, "{} chunks", packed.len());
+        assert!(packed.iter().all(|c| c.len() <= REPLAY_CHUNK));
+        assert_eq!(
+            packed
+                .iter()
+                .flat_map(|c| c.iter().copied())
+                .collect::<Vec<u8>>(),
+            whole
+        );
+        let few = frames[..3].to_vec();
+        assert_eq!(pack(few.clone()), few);
+        assert!(pack(Vec::new()).is_empty());
     }
 
     #[test]

@@ -38,7 +38,11 @@ pub struct Sse {
 impl Sse {
     /// Connects, sends `GET /events?<query>` with extra headers, and reads the head.
     pub fn open(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) -> Sse {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Sse::on(TcpStream::connect(addr).expect("connect"), query, headers)
+    }
+
+    /// The same over a socket the caller connected (e.g. with a small receive buffer).
+    pub fn on(stream: TcpStream, query: &str, headers: &[(&str, &str)]) -> Sse {
         stream
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
