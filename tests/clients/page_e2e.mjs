@@ -163,6 +163,13 @@ try {
   seen.gapText = await page.textContent("#gap-text");
   step("gap");
 
+  // What the page shows now: the events, newest first, and the rest of its state (read
+  // at once: the server ends the stream again a few seconds later).
+  seen.events = await renderedEvents(page);
+  seen.lastIdShown = await page.textContent("#last-id");
+  seen.states = await page.evaluate(() => window.__states);
+  seen.announced = await page.evaluate(() => window.__announced);
+
   // Let the panel take one more sample, then the pictures, wide and narrow.
   await page.waitForTimeout(1200);
   seen.statsConnections = Number(await page.textContent("#stat-connections"));
@@ -175,12 +182,6 @@ try {
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-narrow.png"), fullPage: false });
   await page.setViewportSize({ width: 1280, height: 1000 });
   step("screenshot");
-
-  // What the page shows: the events, newest first, and the rest of its state.
-  seen.events = await renderedEvents(page);
-  seen.lastIdShown = await page.textContent("#last-id");
-  seen.states = await page.evaluate(() => window.__states);
-  seen.announced = await page.evaluate(() => window.__announced);
 
   // A flood bigger than the cap: the list stays bounded.
   const flood = Array.from({ length: 250 }, (_, i) => JSON.stringify({ topic, data: `flood-${i}` })).join("\n");
