@@ -12,10 +12,17 @@ const $ = (id) => document.getElementById(id);
 // Announcements: status changes, gaps and publish results only, never each event.
 
 const announcer = $("announcer");
+let toAnnounce = [];
 function announce(text) {
-  // Clearing first makes a repeated message be read again.
+  // Messages that come together (reconnected, then a gap) are said together; clearing
+  // the region first makes a repeated message be read again.
+  toAnnounce.push(text);
+  if (toAnnounce.length > 1) return;
   announcer.textContent = "";
-  setTimeout(() => { announcer.textContent = text; }, 50);
+  setTimeout(() => {
+    announcer.textContent = toAnnounce.join(" ");
+    toAnnounce = [];
+  }, 100);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -123,6 +130,7 @@ function listen(name) {
   source.addEventListener(name, onEvent);
 }
 
+namesInput.addEventListener("change", () => eventNames().forEach(listen));
 subscribeForm.addEventListener("submit", (e) => {
   e.preventDefault();
   if (subscribeForm.reportValidity()) connect();

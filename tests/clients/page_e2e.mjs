@@ -170,7 +170,7 @@ try {
   seen.states = await page.evaluate(() => window.__states);
   seen.announced = await page.evaluate(() => window.__announced);
 
-  // Let the panel take one more sample, then the pictures, wide and narrow.
+  // Let the panel take one more sample, then the pictures: wide, narrow, and dark.
   await page.waitForTimeout(1200);
   seen.statsConnections = Number(await page.textContent("#stat-connections"));
   seen.sparklinePoints = (await page.getAttribute("#sparkline .line.delivered", "points") || "")
@@ -181,6 +181,9 @@ try {
   await page.setViewportSize({ width: 390, height: 900 });
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-narrow.png"), fullPage: false });
   await page.setViewportSize({ width: 1280, height: 1000 });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-dark.png") });
+  await page.emulateMedia({ colorScheme: "light" });
   step("screenshot");
 
   // A flood bigger than the cap: the list stays bounded.
