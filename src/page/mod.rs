@@ -13,6 +13,8 @@
 
 pub mod stats;
 
+use std::borrow::Cow;
+
 use crate::config::Config;
 use crate::conn::route::Route;
 use crate::http::parse::Method;
@@ -77,16 +79,7 @@ pub fn serve(
     let Some(asset) = ASSETS.iter().find(|a| a.path == path) else {
         return Route::Refuse(404, "no such page asset".into());
     };
-    let (body, etag) = if asset.path == b"/" {
-        let retry = cfg.retry.as_millis();
-        let body = asset.body.replacen(RETRY_SLOT, &retry.to_string(), 1);
-        (body.into(), format!("\"{:016x}-{retry}\"", asset.hash))
-    } else {
-        (
-            std::borrow::Cow::Borrowed(asset.body),
-            format!("\"{:016x}\"", asset.hash),
-        )
-    };
+    let (body, etag) = content(asset, cfg);
     let fresh = if_none_match.is_some_and(|v| matches_etag(v, &etag));
     let status = if fresh { 304 } else { 200 };
     let mut r = Response::new(status)
@@ -112,6 +105,19 @@ pub fn serve(
         bytes,
         close: false,
     }
+}
+
+/// An asset's bytes and tag; the HTML gets the retry hint, and a tag that names it.
+fn content(asset: &Asset, cfg: &Config) -> (Cow<'static, str>, String) {
+    if asset.path != b"/" {
+        return (
+            Cow::Borrowed(asset.body),
+            format!("\"{:016x}\"", asset.hash),
+        );
+    }
+    let retry = cfg.retry.as_millis();
+    let body = asset.body.replacen(RETRY_SLOT, &retry.to_string(), 1);
+    (Cow::Owned(body), format!("\"{:016x}-{retry}\"", asset.hash))
 }
 
 /// Whether an `If-None-Match` value names `etag`: `*`, or any listed tag by the weak
