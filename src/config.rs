@@ -85,6 +85,9 @@ pub struct Config {
     /// Entries of each worker's private io_uring for subscriber writes.
     pub ring_entries: u32,
     pub tick: Duration,
+    /// Where every endpoint lives (`/sse` puts the page at `/sse/` and the stream at
+    /// `/sse/events`); empty for the root. Normalized: a leading `/`, no trailing one.
+    pub base_path: String,
 }
 
 impl Config {
@@ -114,6 +117,7 @@ impl Config {
             publish_token: None,
             ring_entries: 4096,
             tick: DEFAULT_TICK,
+            base_path: String::new(),
         }
     }
 }
@@ -145,7 +149,7 @@ setters! {
     handshake_timeout: Duration, keepalive_timeout: Duration, write_timeout: Duration,
     max_queued_frames: usize, sndbuf: Option<usize>, max_lifetime: Option<Duration>,
     drain: Duration, history: usize, history_bytes: usize, history_ttl: Duration,
-    publish_token: Option<String>, ring_entries: u32, tick: Duration,
+    publish_token: Option<String>, ring_entries: u32, tick: Duration, base_path: String,
 }
 
 /// Parses `200ms`, `15s`, `2m`, `1h`, `1d` (a bare number is seconds).
@@ -195,6 +199,30 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("size `{s}` is too large"))
 }
 
+/// Parses a path prefix: `/sse`, `/sse/` and `sse` all become `/sse`; `` and `/` become
+/// the root (empty). Segments are what may appear in a URL path without encoding, so the
+/// prefix can be compared with request targets byte for byte.
+pub fn parse_base_path(s: &str) -> Result<String, String> {
+    let trimmed = s.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let ok = trimmed.split('/').all(|segment| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b))
+    });
+    if !ok {
+        return Err(format!(
+            "`{s}` is not a path prefix (e.g. /sse; segments of A-Z a-z 0-9 - . _ ~ and sub-delims)"
+        ));
+    }
+    Ok(format!("/{trimmed}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +256,19 @@ mod tests {
         assert!(parse_size("1TiB").is_err());
         assert!(parse_size("KiB").is_err());
         assert!(parse_size("-5").is_err());
+    }
+
+    #[test]
+    fn base_paths_are_normalized() {
+        let ok = |p: &str| Ok(p.to_string());
+        table!(parse_base_path:
+            "" => ok(""), "/" => ok(""), "/sse" => ok("/sse"), "/sse/" => ok("/sse"),
+            "sse" => ok("/sse"), "/a/b" => ok("/a/b"), " /x-1.y_z~ " => ok("/x-1.y_z~"),
+        );
+        for bad in [
+            "/a//b", "/a b", "/a?b", "/a#b", "/../x", "/./x", "/é", "/a%20b",
+        ] {
+            assert!(parse_base_path(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -14,6 +14,8 @@
 //!                                              stream (coalesced writes on the worker's ring)
 //!
 //!  timer::wheel: heartbeats, handshake timeouts, slow-reader and lifetime eviction
+//!
+//!     GET / ──► page (the live page's assets)        worker 0 ──► page::stats ──► sequencer
 //! ```
 //!
 //! In request order:
@@ -28,6 +30,7 @@
 //! - [`stream`]: the subscriber data plane: writes and peer-close watches on io_uring.
 //! - [`timer`]: the per-worker timing wheel.
 //! - [`worker`]: the per-worker event loop that ties the stages together.
+//! - [`page`]: the live page at `GET /`, and the `sys:stats` stream that feeds it.
 //! - [`metrics`] and [`logging`]: counters for `/metrics`, structured logs.
 
 pub mod accept;
@@ -37,6 +40,7 @@ pub mod conn;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod page;
 pub mod server;
 pub mod stream;
 pub mod sys;

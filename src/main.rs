@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use ringcast::config::{self, parse_duration, parse_size, Config, Driver};
+use ringcast::config::{self, parse_base_path, parse_duration, parse_size, Config, Driver};
 use ringcast::logging;
 
 #[global_allocator]
@@ -89,6 +89,10 @@ struct Flags {
     /// Timer resolution: heartbeats and timeouts round up to it.
     #[arg(long, env = "RINGCAST_TICK", default_value = "10ms", value_parser = parse_duration)]
     tick: Duration,
+    /// Serve every endpoint under this path prefix (e.g. /sse: the page at /sse/, the
+    /// stream at /sse/events); requests outside it get 404.
+    #[arg(long, env = "RINGCAST_BASE_PATH", default_value = "", value_parser = parse_base_path)]
+    base_path: String,
     /// Log level (also RUST_LOG): error, warn, info, debug, trace.
     #[arg(long, env = "RINGCAST_LOG_LEVEL")]
     log_level: Option<log::LevelFilter>,
@@ -157,7 +161,8 @@ impl Flags {
             .history_ttl(self.history_ttl)
             .publish_token(self.publish_token)
             .ring_entries(self.ring_entries)
-            .tick(self.tick))
+            .tick(self.tick)
+            .base_path(self.base_path))
     }
 }
 

@@ -34,8 +34,8 @@ impl Counter {
 }
 
 /// Response statuses counted by code; anything else lands in the last slot.
-pub const STATUSES: [u16; 18] = [
-    200, 202, 204, 304, 400, 401, 403, 404, 405, 408, 413, 414, 415, 429, 431, 500, 503, 0,
+pub const STATUSES: [u16; 19] = [
+    200, 202, 204, 304, 308, 400, 401, 403, 404, 405, 408, 413, 414, 415, 429, 431, 500, 503, 0,
 ];
 
 /// Upper bounds (seconds) of the publish-to-write latency histogram buckets.

@@ -63,7 +63,8 @@ impl Worker {
         &self.shared.stats[self.index]
     }
 
-    /// Runs at most once per [`HOUSEKEEPING`] period, and only after a busy turn.
+    /// Runs at most once per [`HOUSEKEEPING`] period, and only after a busy turn: expires
+    /// history by age and publishes the `sys:stats` snapshot (worker 0).
     fn housekeeping(&mut self) {
         self.busy = true;
         if self.housekept.elapsed() < HOUSEKEEPING {
@@ -71,6 +72,7 @@ impl Worker {
         }
         if self.index == 0 {
             self.shared.sequencer.expire();
+            crate::page::stats::publish(&self.shared, self.clock.instant(0));
         }
         self.housekept = Instant::now();
         self.busy = false;
@@ -235,7 +237,7 @@ pub async fn run(worker: Rc<RefCell<Worker>>) {
         w.expire_timers();
         // 5. Start every pending write: one system call for the whole turn.
         w.flush();
-        // 6. About once a second: expire history by age.
+        // 6. About once a second: expire history by age, publish `sys:stats`.
         w.housekeeping();
         w.observe_latency();
         if w.finished() {

@@ -162,6 +162,11 @@ fn check_known(name: &str, fields: &[(Vec<u8>, Vec<u8>)], h: &RequestHead<'_>) {
     );
     assert_eq!(k.origin, first("origin"), "{name}: origin");
     assert_eq!(
+        k.if_none_match,
+        first("if-none-match"),
+        "{name}: if-none-match"
+    );
+    assert_eq!(
         k.content_type,
         first("content-type"),
         "{name}: content-type"

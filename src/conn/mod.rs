@@ -47,6 +47,8 @@ pub mod flags {
     pub const TIMED_OUT: u8 = 1 << 4;
     /// Over its queue bound during a fan-out; closed as slow right after it.
     pub const EVICT: u8 = 1 << 5;
+    /// Follows `sys:stats`: its close lowers the count that keeps the stream going.
+    pub const STATS: u8 = 1 << 6;
 }
 
 /// One connection's state: about 90 bytes for an idle subscriber.

@@ -102,6 +102,19 @@ fn event_name(raw: &[u8]) -> Result<&str, QueryError> {
     }
 }
 
+/// Topics under `sys:` carry the server's own streams (`sys:stats`, see `page::stats`):
+/// nobody publishes to them from outside.
+pub fn reserved_topic(topic: &str) -> bool {
+    topic.starts_with("sys:")
+}
+
+fn reserved(topic: &str) -> Refusal {
+    Refusal::new(
+        403,
+        format!("topic {topic} is reserved: sys: topics are published by the server itself"),
+    )
+}
+
 /// Whether a Content-Type names the NDJSON batch form.
 pub fn is_batch(content_type: Option<&[u8]>) -> bool {
     content_type.is_some_and(|ct| {
@@ -123,6 +136,9 @@ pub fn single(
 ) -> Result<u64, Refusal> {
     if target.topics.is_empty() {
         return Err(Refusal::new(400, QueryError::NoTopic.reason()));
+    }
+    if let Some(topic) = target.topics.iter().find(|t| reserved_topic(t)) {
+        return Err(reserved(topic));
     }
     if body.len() > max_event {
         return Err(Refusal::new(
@@ -198,6 +214,10 @@ pub fn batch(
             || !topics.iter().all(|t| valid_topic(t.as_bytes()))
         {
             return Err(bad(QueryError::BadTopic.reason().into()));
+        }
+        if let Some(topic) = topics.iter().find(|t| reserved_topic(t)) {
+            let why = reserved(topic).why;
+            return Err(Refusal::new(403, format!("line {}: {why}", n + 1)));
         }
         let event = line
             .event
@@ -334,6 +354,32 @@ mod tests {
             400
         );
         assert_eq!(single(&s, &target(""), b"x", 10).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn sys_topics_are_refused_in_both_forms() {
+        let s = seq();
+        let err = single(&s, &target("topic=a&topic=sys:stats"), b"x", 100).unwrap_err();
+        assert_eq!(err.status, 403);
+        assert!(err.why.contains("sys:stats"), "{}", err.why);
+        assert_eq!(
+            single(&s, &target("topic=sys:x"), b"x", 100)
+                .unwrap_err()
+                .status,
+            403
+        );
+        let body =
+            b"{\"topic\":\"a\",\"data\":\"1\"}\n{\"topic\":[\"b\",\"sys:stats\"],\"data\":\"2\"}";
+        let err = batch(&s, &target(""), body, 100).unwrap_err();
+        assert_eq!(err.status, 403);
+        assert!(err.why.starts_with("line 2:"), "{}", err.why);
+        let err = batch(&s, &target("topic=sys:stats"), b"{\"data\":\"x\"}", 100).unwrap_err();
+        assert_eq!(
+            err.status, 403,
+            "the query's topics apply to lines without one"
+        );
+        assert_eq!(s.last_id(), 0, "nothing was published");
+        assert!(!reserved_topic("sys") && !reserved_topic("system:x") && reserved_topic("sys:"));
     }
 
     #[test]

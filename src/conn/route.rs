@@ -1,5 +1,8 @@
 //! Which endpoint a request head asks for: parse it, check it, and take out of the read
 //! buffer everything the endpoint needs, so the connection's buffer can be reused.
+//!
+//! With `--base-path` every endpoint lives under the prefix: it is stripped before the
+//! match, and a request outside it is a 404.
 
 use std::net::SocketAddr;
 
@@ -7,6 +10,7 @@ use super::publish::{self, Refusal, Target};
 use super::subscribe::Subscribe;
 use crate::http::parse::{self, Limits, Method, Status};
 use crate::http::response::Response;
+use crate::page;
 use crate::server::Shared;
 
 /// What a request head asks for, with everything needed taken out of the read buffer.
@@ -51,7 +55,23 @@ pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> (Route, bo
     } else {
         !h.connection_close
     };
-    let route = match (origin_path(head.path), head.method) {
+    let path = match strip_base(origin_path(head.path), &cfg.base_path) {
+        Base::Inside(path) => path,
+        Base::Bare => {
+            return (
+                redirect_to_base(&cfg.base_path, head.query, keep_alive),
+                keep_alive,
+            )
+        }
+        Base::Outside => {
+            let why = format!(
+                "no such endpoint (this server's are under {}/)",
+                cfg.base_path
+            );
+            return (Route::Refuse(404, why), false);
+        }
+    };
+    let route = match (path, head.method) {
         (b"/events", Method::Get) => match Subscribe::from_request(head.query, h.last_event_id) {
             Ok(sub) => Route::Subscribe(sub),
             Err(e) => Route::Refuse(400, e.reason().into()),
@@ -79,12 +99,20 @@ pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> (Route, bo
         }
         (b"/healthz", Method::Get | Method::Head) => health(shared, head.method, keep_alive),
         (b"/metrics", Method::Get) => metrics(shared, keep_alive),
+        (
+            path @ (b"/" | b"/app.js" | b"/style.css" | b"/favicon.svg"),
+            Method::Get | Method::Head,
+        ) => page::serve(path, head.method, h.if_none_match, cfg, keep_alive),
         (b"/events" | b"/publish", Method::Options) => Route::Answer {
             status: 204,
-            bytes: Response::new(204).header("Allow", allow(head.path)).empty(),
+            bytes: Response::new(204).header("Allow", allow(path)).empty(),
             close: false,
         },
-        (path @ (b"/events" | b"/publish" | b"/healthz" | b"/metrics"), _) => Route::Answer {
+        (
+            path @ (b"/events" | b"/publish" | b"/healthz" | b"/metrics" | b"/" | b"/app.js"
+            | b"/style.css" | b"/favicon.svg"),
+            _,
+        ) => Route::Answer {
             status: 405,
             bytes: Response::new(405)
                 .header("Allow", allow(path))
@@ -132,6 +160,46 @@ fn metrics(shared: &Shared, keep_alive: bool) -> Route {
     }
 }
 
+/// Where a request's path stands with respect to the base path.
+#[derive(Debug, PartialEq, Eq)]
+enum Base<'a> {
+    /// Under it: the rest, from its `/` on.
+    Inside(&'a [u8]),
+    /// The base path itself, without the slash that would make it the page's directory.
+    Bare,
+    Outside,
+}
+
+fn strip_base<'a>(path: &'a [u8], base: &str) -> Base<'a> {
+    if base.is_empty() {
+        return Base::Inside(path);
+    }
+    match path.strip_prefix(base.as_bytes()) {
+        Some(b"") => Base::Bare,
+        Some(rest) if rest.starts_with(b"/") => Base::Inside(rest),
+        _ => Base::Outside,
+    }
+}
+
+/// `GET /sse` ──► `308` to `/sse/`, so that the page's relative URLs resolve under it.
+fn redirect_to_base(base: &str, query: Option<&[u8]>, keep_alive: bool) -> Route {
+    let mut location = format!("{base}/");
+    if let Some(q) = query {
+        // The target passed the parser's byte check: visible ASCII, safe in a header.
+        location.push('?');
+        location.push_str(&String::from_utf8_lossy(q));
+    }
+    let mut r = Response::new(308).header("Location", &location);
+    if !keep_alive {
+        r = r.close();
+    }
+    Route::Answer {
+        status: 308,
+        bytes: r.empty(),
+        close: false,
+    }
+}
+
 /// The path of an origin-form target, or of an absolute-form one (`http://host/path`).
 fn origin_path(path: &[u8]) -> &[u8] {
     for scheme in [&b"http://"[..], b"https://"] {
@@ -151,5 +219,22 @@ fn allow(path: &[u8]) -> &'static str {
         b"/events" => "GET, OPTIONS",
         b"/publish" => "POST, OPTIONS",
         _ => "GET, HEAD",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_path_is_stripped_on_a_segment_boundary() {
+        assert_eq!(strip_base(b"/events", ""), Base::Inside(b"/events"));
+        assert_eq!(strip_base(b"/sse/events", "/sse"), Base::Inside(b"/events"));
+        assert_eq!(strip_base(b"/sse/", "/sse"), Base::Inside(b"/"));
+        assert_eq!(strip_base(b"/sse", "/sse"), Base::Bare);
+        assert_eq!(strip_base(b"/ssex/events", "/sse"), Base::Outside);
+        assert_eq!(strip_base(b"/events", "/sse"), Base::Outside);
+        assert_eq!(strip_base(b"/SSE/events", "/sse"), Base::Outside);
+        assert_eq!(strip_base(b"/a/b/x", "/a/b"), Base::Inside(b"/x"));
     }
 }

@@ -128,6 +128,9 @@ impl Worker {
         self.stats().replayed.add(replay.frames.len() as u64);
         first.extend(pack(replay.frames));
         self.start_stream(key, &topics, replay.upto, first);
+        if crate::page::stats::watch(&self.shared, &topics) {
+            self.conns[key as usize].set(super::flags::STATS);
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub const fn phrase(status: u16) -> &'static str {
         202 => "Accepted",
         204 => "No Content",
         304 => "Not Modified",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -71,6 +72,12 @@ impl Response {
     /// A head with no body (`Content-Length: 0`).
     pub fn empty(mut self) -> Vec<u8> {
         self.buf.push_str("Content-Length: 0\r\n");
+        self.finish_head();
+        self.buf.into_bytes()
+    }
+
+    /// A head for a response that never has a body (`304`): no framing headers at all.
+    pub fn no_body(mut self) -> Vec<u8> {
         self.finish_head();
         self.buf.into_bytes()
     }

@@ -234,6 +234,9 @@ impl Worker {
             return;
         }
         let was_stream = conn.phase != Phase::Request;
+        if conn.has(flags::STATS) {
+            crate::page::stats::unwatch();
+        }
         conn.phase = Phase::Closing;
         conn.out.clear();
         let links = std::mem::take(&mut conn.links);

@@ -46,6 +46,7 @@ pub(super) fn valid() -> Vec<Case> {
         case("header_case_mix", "GET / HTTP/1.1\r\nhOsT: a\r\nLAST-EVENT-ID: 7\r\nlast-event-id: 8\r\n\r\n", s),
         case("empty_host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", s),
         case("last_event_id_empty", "GET /events?topic=a HTTP/1.1\r\nHost: a\r\nLast-Event-ID:\r\n\r\n", s),
+        case("page_revalidation", "GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: W/\"x\", \"0123\"\r\nif-none-match: \"late\"\r\n\r\n", s),
         case("long_method", "M-SEARCH * HTTP/1.1\r\nHost: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\n\r\n", s),
     ];
     let long = "x".repeat(4000);

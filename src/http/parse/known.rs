@@ -34,6 +34,9 @@ pub struct KnownHeaders<'a> {
     pub access_control_request_method: Option<&'a [u8]>,
     /// CORS preflight: the headers the real request will send.
     pub access_control_request_headers: Option<&'a [u8]>,
+    /// The page's cached validators: a match is answered `304`. The first header is kept
+    /// (a client sends its validators in one).
+    pub if_none_match: Option<&'a [u8]>,
 }
 
 impl<'a> KnownHeaders<'a> {
@@ -52,6 +55,7 @@ impl<'a> KnownHeaders<'a> {
             content_type: None,
             access_control_request_method: None,
             access_control_request_headers: None,
+            if_none_match: None,
         }
     }
 
@@ -152,6 +156,7 @@ impl<'a> HeaderSink<'a> for KnownHeaders<'a> {
             (12, b'c') if eq_name(name, b"content-type") => first(&mut self.content_type, value),
             (13, b'l') if eq_name(name, b"last-event-id") => first(&mut self.last_event_id, value),
             (13, b'a') if eq_name(name, b"authorization") => first(&mut self.authorization, value),
+            (13, b'i') if eq_name(name, b"if-none-match") => first(&mut self.if_none_match, value),
             (14, b'c') if eq_name(name, b"content-length") => self.set_content_length(value)?,
             (17, b't') if eq_name(name, b"transfer-encoding") => {
                 self.set_transfer_encoding(value)?;
