@@ -5,7 +5,11 @@
 //! `Config::new().heartbeat(ms(50))` instead of sleeping for seconds.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::auth::{Auth, Pattern};
+use crate::cors::Cors;
 
 /// Below the idle timeouts of common proxies and load balancers (nginx 60 s, AWS ALB 60 s),
 /// with room for one lost heartbeat.
@@ -88,6 +92,12 @@ pub struct Config {
     /// Where every endpoint lives (`/sse` puts the page at `/sse/` and the stream at
     /// `/sse/events`); empty for the root. Normalized: a leading `/`, no trailing one.
     pub base_path: String,
+    /// Verifies subscriber (and publisher) JWTs; None leaves subscribing open.
+    pub auth: Option<Arc<Auth>>,
+    /// Topics anyone may subscribe to without a token while `auth` is on (patterns).
+    pub public_topics: Vec<Pattern>,
+    /// Cross-origin access; None answers no origin.
+    pub cors: Option<Arc<Cors>>,
 }
 
 impl Config {
@@ -118,6 +128,9 @@ impl Config {
             ring_entries: 4096,
             tick: DEFAULT_TICK,
             base_path: String::new(),
+            auth: None,
+            public_topics: Vec::new(),
+            cors: None,
         }
     }
 }
@@ -150,6 +163,7 @@ setters! {
     max_queued_frames: usize, sndbuf: Option<usize>, max_lifetime: Option<Duration>,
     drain: Duration, history: usize, history_bytes: usize, history_ttl: Duration,
     publish_token: Option<String>, ring_entries: u32, tick: Duration, base_path: String,
+    auth: Option<Arc<Auth>>, public_topics: Vec<Pattern>, cors: Option<Arc<Cors>>,
 }
 
 /// Parses `200ms`, `15s`, `2m`, `1h`, `1d` (a bare number is seconds).

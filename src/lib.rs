@@ -34,9 +34,11 @@
 //! - [`metrics`] and [`logging`]: counters for `/metrics`, structured logs.
 
 pub mod accept;
+pub mod auth;
 pub mod broadcast;
 pub mod config;
 pub mod conn;
+pub mod cors;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -6,7 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::CommandFactory;
+use ringcast::auth::{Auth, Pattern};
 use ringcast::config::{self, parse_base_path, parse_duration, parse_size, Config, Driver};
+use ringcast::cors::Cors;
 use ringcast::logging;
 
 #[global_allocator]
@@ -93,6 +100,44 @@ struct Flags {
     /// stream at /sse/events); requests outside it get 404.
     #[arg(long, env = "RINGCAST_BASE_PATH", default_value = "", value_parser = parse_base_path)]
     base_path: String,
+    /// HS256 secret that signs subscriber (and publisher) JWTs; turns subscriber auth on.
+    #[arg(
+        long,
+        env = "RINGCAST_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "jwt_public_key"
+    )]
+    jwt_secret: Option<String>,
+    /// PEM public key (RSA: RS256, EC P-256: ES256) that verifies JWTs; turns auth on.
+    #[arg(long, env = "RINGCAST_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
+    /// Cookie a subscriber's JWT may come in (for EventSource withCredentials).
+    #[arg(long, env = "RINGCAST_AUTH_COOKIE", default_value = "ringcast_token")]
+    auth_cookie: String,
+    /// Also accept the JWT in an access_token query parameter (URLs end up in logs).
+    #[arg(long, env = "RINGCAST_AUTH_QUERY_TOKEN")]
+    auth_query_token: bool,
+    /// Topic (or `prefix*`) anyone may subscribe to without a token (repeatable).
+    #[arg(
+        long = "public-topic",
+        env = "RINGCAST_PUBLIC_TOPICS",
+        value_delimiter = ','
+    )]
+    public_topics: Vec<String>,
+    /// Origin allowed to subscribe and publish cross-origin, or `*` (repeatable).
+    #[arg(
+        long = "cors-origin",
+        env = "RINGCAST_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
+    /// Allow cookies and Authorization cross-origin (needs listed origins, not `*`).
+    #[arg(long, env = "RINGCAST_CORS_CREDENTIALS")]
+    cors_credentials: bool,
+    /// TOML file with any of these options (`heartbeat = "15s"`); flags and environment
+    /// variables take precedence over it.
+    #[arg(long, env = "RINGCAST_CONFIG")]
+    config: Option<PathBuf>,
     /// Log level (also RUST_LOG): error, warn, info, debug, trace.
     #[arg(long, env = "RINGCAST_LOG_LEVEL")]
     log_level: Option<log::LevelFilter>,
@@ -133,6 +178,29 @@ impl Flags {
         if self.max_head_bytes < 256 {
             return Err("--max-head-bytes must be at least 256".into());
         }
+        let auth = match (&self.jwt_secret, &self.jwt_public_key) {
+            (Some(secret), _) if secret.len() < 16 => {
+                return Err("--jwt-secret must be at least 16 bytes".into());
+            }
+            (Some(secret), _) => Some(Auth::hs256(
+                secret.as_bytes(),
+                self.auth_cookie.clone(),
+                self.auth_query_token,
+            )),
+            (None, Some(path)) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
+                let auth = Auth::public_key(&pem, self.auth_cookie.clone(), self.auth_query_token)
+                    .map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
+                Some(auth)
+            }
+            (None, None) if !self.public_topics.is_empty() => {
+                return Err("--public-topic needs --jwt-secret or --jwt-public-key".into());
+            }
+            (None, None) => None,
+        }
+        .map(Arc::new);
+        let cors = Cors::new(&self.cors_origins, self.cors_credentials)?.map(Arc::new);
         Ok(Config::new()
             .listen(self.listen)
             .workers(self.workers)
@@ -162,12 +230,86 @@ impl Flags {
             .publish_token(self.publish_token)
             .ring_entries(self.ring_entries)
             .tick(self.tick)
-            .base_path(self.base_path))
+            .base_path(self.base_path)
+            .auth(auth)
+            .public_topics(
+                self.public_topics
+                    .iter()
+                    .map(|p| Pattern::parse(p))
+                    .collect(),
+            )
+            .cors(cors))
     }
 }
 
+/// Adds the options of a `--config` TOML file to the command line, ahead of it, except
+/// those also given as flags or environment variables (which take precedence).
+fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let text_args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let path = text_args
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| text_args.get(i + 1).cloned())
+        .or_else(|| {
+            text_args
+                .iter()
+                .find_map(|a| a.strip_prefix("--config=").map(str::to_owned))
+        })
+        .or_else(|| std::env::var("RINGCAST_CONFIG").ok());
+    let Some(path) = path else { return Ok(args) };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("--config {path}: {e}"))?;
+    let table: toml::Table = text.parse().map_err(|e| format!("--config {path}: {e}"))?;
+    let command = Flags::command();
+    let mut extra = Vec::new();
+    for (key, value) in &table {
+        let name = key.replace('_', "-");
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(name.as_str()) && name != "config")
+            .ok_or_else(|| format!("--config {path}: unknown option `{key}`"))?;
+        let on_command_line = text_args
+            .iter()
+            .any(|a| *a == format!("--{name}") || a.starts_with(&format!("--{name}=")));
+        let in_environment = arg.get_env().is_some_and(|v| std::env::var_os(v).is_some());
+        if on_command_line || in_environment {
+            continue;
+        }
+        let values: Vec<&toml::Value> = match value {
+            toml::Value::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        for v in values {
+            match v {
+                toml::Value::Boolean(true) => extra.push(format!("--{name}")),
+                toml::Value::Boolean(false) => {}
+                toml::Value::String(s) => extra.push(format!("--{name}={s}")),
+                toml::Value::Integer(n) => extra.push(format!("--{name}={n}")),
+                other => {
+                    return Err(format!(
+                        "--config {path}: `{key}` has an unsupported value {other:?}"
+                    ))
+                }
+            }
+        }
+    }
+    let mut merged = vec![args[0].clone()];
+    merged.extend(extra.into_iter().map(OsString::from));
+    merged.extend(args.into_iter().skip(1));
+    Ok(merged)
+}
+
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let args = match with_config_file(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("ringcast: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let flags = Flags::parse_from(args);
     let level = flags
         .log_level
         .or_else(|| std::env::var("RUST_LOG").ok().and_then(|v| v.parse().ok()))

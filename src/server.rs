@@ -98,11 +98,7 @@ impl Server {
             bytes: config.history_bytes,
             ttl_ms: config.history_ttl.as_millis() as u64,
         };
-        let head = crate::http::response::Response::new(200)
-            .header("Content-Type", "text/event-stream")
-            .header("Cache-Control", "no-cache")
-            .header("X-Accel-Buffering", "no")
-            .streaming();
+        let head = crate::conn::route::stream_head().streaming();
         let mut preamble = head;
         preamble.extend_from_slice(format!("retry: {}\n\n", config.retry.as_millis()).as_bytes());
         let shared = Arc::new(Shared {

@@ -52,6 +52,8 @@ struct Http {
     shared: Arc<Shared>,
     key: u32,
     peer: SocketAddr,
+    /// The `Access-Control-Allow-Origin` of the request being answered, if any.
+    cors: Option<String>,
     /// Requests answered on this connection so far.
     served: u32,
 }
@@ -67,6 +69,7 @@ pub async fn serve(worker: Rc<RefCell<Worker>>, stream: TcpStream, peer: SocketA
         key,
         peer,
         served: 0,
+        cors: None,
     };
     let end = http.requests().await;
     http.end(end).await;
@@ -89,7 +92,9 @@ impl Http {
                 Ok(n) => n,
                 Err(end) => return end,
             };
-            let (next, mut keep_alive) = route(&self.buf[..head_len], self.peer, &self.shared);
+            let routed = route(&self.buf[..head_len], self.peer, &self.shared);
+            let (next, mut keep_alive) = (routed.route, routed.keep_alive);
+            self.cors = routed.cors;
             self.buf.drain(..head_len);
             let answer = match next {
                 Route::Subscribe(sub) if self.shared.is_draining() => {
@@ -248,7 +253,7 @@ impl Http {
                 let w = self.worker.borrow();
                 w.stats().published.add(n as u64);
                 w.stats().count_status(202);
-                let mut r = Response::new(202);
+                let mut r = self.with_cors(Response::new(202));
                 if !keep_alive || shared.is_draining() {
                     r = r.close();
                 }
@@ -305,12 +310,21 @@ impl Http {
             CloseReason::Rejected
         };
         log::debug!(peer:% = self.peer, status = status, why:% = why; "request refused");
-        let bytes = if status == 503 {
-            response::unavailable(&why)
-        } else {
-            response::error(status, &why)
-        };
+        let head = self.with_cors(response::refusal(status));
+        let bytes = head.body(
+            "text/plain; charset=utf-8",
+            response::refusal_text(status, &why).as_bytes(),
+        );
         End::Answer(bytes, reason)
+    }
+
+    /// Adds the CORS headers of an allowed cross-origin request, so a browser page can
+    /// read our answer (refusals included).
+    fn with_cors(&self, response: Response) -> Response {
+        match (&self.cors, &self.shared.config.cors) {
+            (Some(allowed), Some(cors)) => cors.apply(response, allowed),
+            _ => response,
+        }
     }
 
     /// Carries out the end: hand the stream over, or answer and close.

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use smallvec::SmallVec;
 
 use super::subscribe::{add_topic, valid_topic, QueryError};
+use crate::auth::{Auth, Grant};
 use crate::broadcast::frame::Draft;
 use crate::broadcast::sequencer::{NewEvent, Sequencer};
 use crate::http::query;
@@ -31,37 +32,57 @@ impl Refusal {
     }
 }
 
-/// Loopback peers may publish; others only with the configured bearer token. A missing
-/// token is 401 (say how to authenticate), a wrong one or none configured is 403.
+/// Who may publish: loopback peers; the bearer of `--publish-token` (any topic); the
+/// bearer of a JWT whose `publish` claim lists topics (those topics). Returns the topics
+/// allowed, None meaning any. A missing credential is 401 where one could be presented,
+/// an offered credential that is not valid is 401, a valid one that allows no publishing
+/// is 403.
 pub fn authorize(
     peer: IpAddr,
     authorization: Option<&[u8]>,
     token: Option<&str>,
-) -> Result<(), Refusal> {
+    auth: Option<&Auth>,
+) -> Result<Option<Grant>, Refusal> {
     let loopback = match peer {
         IpAddr::V4(v4) => v4.is_loopback(),
         IpAddr::V6(v6) => {
             v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
     };
-    let Some(token) = token else {
-        return if loopback {
-            Ok(())
-        } else {
-            Err(Refusal::new(
-                403,
-                "publishing is allowed from loopback only",
-            ))
-        };
-    };
     let offered = authorization
         .and_then(|h| h.strip_prefix(b"Bearer "))
         .map(<[u8]>::trim_ascii);
-    match offered {
-        Some(offered) if constant_time_eq(offered, token.as_bytes()) => Ok(()),
-        Some(_) => Err(Refusal::new(403, "invalid publish token")),
-        None if loopback => Ok(()),
-        None => Err(Refusal::new(401, "a bearer token is required to publish")),
+    let Some(offered) = offered else {
+        return match (loopback, token.is_some() || auth.is_some()) {
+            (true, _) => Ok(None),
+            (false, true) => Err(Refusal::new(401, "a bearer token is required to publish")),
+            (false, false) => Err(Refusal::new(
+                403,
+                "publishing is allowed from loopback only",
+            )),
+        };
+    };
+    if token.is_some_and(|t| constant_time_eq(offered, t.as_bytes())) {
+        return Ok(None);
+    }
+    match auth.map(|a| a.verify(offered)) {
+        Some(Ok(grant)) if !grant.publish.is_empty() => Ok(Some(grant)),
+        Some(Ok(_)) => Err(Refusal::new(403, "the token does not allow publishing")),
+        _ => Err(Refusal::new(401, "invalid publish token")),
+    }
+}
+
+/// Whether the request may publish to `topic`: not a reserved topic, and within its grant.
+fn permitted(target: &Target, topic: &str) -> Result<(), Refusal> {
+    if reserved_topic(topic) {
+        return Err(reserved(topic));
+    }
+    match &target.grant {
+        Some(grant) if !grant.may_publish(topic) => Err(Refusal::new(
+            403,
+            format!("the token does not allow publishing to {topic}"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -74,6 +95,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct Target {
     pub topics: Vec<String>,
     pub event: Option<String>,
+    /// The topics this publisher may use (from its token); None: any.
+    pub grant: Option<Grant>,
 }
 
 impl Target {
@@ -137,8 +160,8 @@ pub fn single(
     if target.topics.is_empty() {
         return Err(Refusal::new(400, QueryError::NoTopic.reason()));
     }
-    if let Some(topic) = target.topics.iter().find(|t| reserved_topic(t)) {
-        return Err(reserved(topic));
+    for topic in &target.topics {
+        permitted(target, topic)?;
     }
     if body.len() > max_event {
         return Err(Refusal::new(
@@ -215,9 +238,9 @@ pub fn batch(
         {
             return Err(bad(QueryError::BadTopic.reason().into()));
         }
-        if let Some(topic) = topics.iter().find(|t| reserved_topic(t)) {
-            let why = reserved(topic).why;
-            return Err(Refusal::new(403, format!("line {}: {why}", n + 1)));
+        for topic in &topics {
+            permitted(target, topic)
+                .map_err(|r| Refusal::new(r.status, format!("line {}: {}", n + 1, r.why)))?;
         }
         let event = line
             .event
@@ -282,32 +305,63 @@ mod tests {
     }
 
     #[test]
-    fn loopback_publishes_freely_and_others_need_the_token() {
+    fn loopback_publishes_freely_and_others_need_a_credential() {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let far: IpAddr = "10.1.2.3".parse().unwrap();
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
-        assert_eq!(authorize(lo, None, None), Ok(()));
-        assert_eq!(authorize(mapped, None, None), Ok(()));
-        assert_eq!(authorize(far, None, None).unwrap_err().status, 403);
+        let status = |r: Result<Option<Grant>, Refusal>| r.map_err(|e| e.status);
+        assert_eq!(status(authorize(lo, None, None, None)), Ok(None));
+        assert_eq!(status(authorize(mapped, None, None, None)), Ok(None));
         assert_eq!(
-            authorize(far, None, Some("s3cret")).unwrap_err().status,
+            status(authorize(far, None, None, None)),
+            Err(403),
+            "nothing could authenticate"
+        );
+        assert_eq!(status(authorize(far, None, Some("s3cret"), None)), Err(401));
+        assert_eq!(
+            status(authorize(far, Some(b"Bearer nope"), Some("s3cret"), None)),
+            Err(401)
+        );
+        assert_eq!(
+            status(authorize(far, Some(b"Bearer s3cret"), Some("s3cret"), None)),
+            Ok(None)
+        );
+        assert_eq!(
+            status(authorize(lo, Some(b"Bearer nope"), Some("s3cret"), None)),
+            Err(401)
+        );
+    }
+
+    #[test]
+    fn a_jwt_publish_claim_limits_the_topics() {
+        use jsonwebtoken::{encode, EncodingKey, Header};
+        let auth = Auth::hs256(b"k", "c".into(), false);
+        let far: IpAddr = "10.1.2.3".parse().unwrap();
+        let sign = |v: serde_json::Value| {
+            format!(
+                "Bearer {}",
+                encode(&Header::default(), &v, &EncodingKey::from_secret(b"k")).unwrap()
+            )
+        };
+        let publisher = sign(serde_json::json!({"publish": ["news/*"]}));
+        let grant = authorize(far, Some(publisher.as_bytes()), None, Some(&auth)).unwrap();
+        let mut t = target("topic=news/a");
+        t.grant = grant;
+        assert!(single(&seq(), &t, b"x", 10).is_ok());
+        t.topics = vec!["sports".into()];
+        assert_eq!(single(&seq(), &t, b"x", 10).unwrap_err().status, 403);
+        let reader = sign(serde_json::json!({"topics": ["news/*"]}));
+        assert_eq!(
+            authorize(far, Some(reader.as_bytes()), None, Some(&auth))
+                .unwrap_err()
+                .status,
+            403
+        );
+        assert_eq!(
+            authorize(far, Some(b"Bearer x.y.z"), None, Some(&auth))
+                .unwrap_err()
+                .status,
             401
-        );
-        assert_eq!(
-            authorize(far, Some(b"Bearer nope"), Some("s3cret"))
-                .unwrap_err()
-                .status,
-            403
-        );
-        assert_eq!(
-            authorize(far, Some(b"Bearer s3cret"), Some("s3cret")),
-            Ok(())
-        );
-        assert_eq!(
-            authorize(lo, Some(b"Bearer nope"), Some("s3cret"))
-                .unwrap_err()
-                .status,
-            403
         );
     }
 

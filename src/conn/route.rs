@@ -6,9 +6,12 @@
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
+
 use super::publish::{self, Refusal, Target};
 use super::subscribe::Subscribe;
-use crate::http::parse::{self, Limits, Method, Status};
+use crate::auth::AuthError;
+use crate::http::parse::{self, Limits, Method, RequestHead, Status};
 use crate::http::response::Response;
 use crate::page;
 use crate::server::Shared;
@@ -37,17 +40,25 @@ pub enum Framing {
     Chunked,
 }
 
-/// Parses a complete request head and decides what to do with it; also says whether
-/// the connection may stay open afterwards.
-pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> (Route, bool) {
+/// A routed request: where it goes, whether the connection may stay open after it, and
+/// the `Access-Control-Allow-Origin` its answers carry (cross-origin `/events` and
+/// `/publish` requests from an allowed origin).
+pub struct Routed {
+    pub route: Route,
+    pub keep_alive: bool,
+    pub cors: Option<String>,
+}
+
+/// Parses a complete request head and decides what to do with it.
+pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> Routed {
     let cfg = &shared.config;
     let limits = Limits::new()
         .max_headers(cfg.max_headers)
         .max_target(cfg.max_target_bytes);
     let head = match parse::parse(head_bytes, &limits) {
         Ok(Status::Complete(head)) => head,
-        Ok(Status::Partial) => return (Route::Refuse(400, "malformed request head".into()), false),
-        Err(e) => return (Route::Refuse(e.status(), e.reason().into()), false),
+        Ok(Status::Partial) => return refused(400, "malformed request head".into()),
+        Err(e) => return refused(e.status(), e.reason().into()),
     };
     let h = &head.headers;
     let keep_alive = if head.minor_version == 0 {
@@ -58,56 +69,35 @@ pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> (Route, bo
     let path = match strip_base(origin_path(head.path), &cfg.base_path) {
         Base::Inside(path) => path,
         Base::Bare => {
-            return (
-                redirect_to_base(&cfg.base_path, head.query, keep_alive),
+            let route = redirect_to_base(&cfg.base_path, head.query, keep_alive);
+            return Routed {
+                route,
                 keep_alive,
-            )
+                cors: None,
+            };
         }
         Base::Outside => {
             let why = format!(
                 "no such endpoint (this server's are under {}/)",
                 cfg.base_path
             );
-            return (Route::Refuse(404, why), false);
+            return refused(404, why);
         }
     };
+    let cors = match path {
+        b"/events" | b"/publish" => cfg.cors.as_ref().and_then(|c| c.allow(h.origin)),
+        _ => None,
+    };
     let route = match (path, head.method) {
-        (b"/events", Method::Get) => match Subscribe::from_request(head.query, h.last_event_id) {
-            Ok(sub) => Route::Subscribe(sub),
-            Err(e) => Route::Refuse(400, e.reason().into()),
-        },
-        (b"/publish", Method::Post) => {
-            if let Err(Refusal { status, why }) =
-                publish::authorize(peer.ip(), h.authorization, cfg.publish_token.as_deref())
-            {
-                return (Route::Refuse(status, why), false);
-            }
-            let body = match (h.content_length, h.chunked) {
-                (Some(n), _) => Framing::Length(n),
-                (None, true) => Framing::Chunked,
-                (None, false) => Framing::None,
-            };
-            match Target::from_query(head.query) {
-                Ok(target) => Route::Publish {
-                    target,
-                    batch: publish::is_batch(h.content_type),
-                    body,
-                    expect_continue: h.expect_continue,
-                },
-                Err(e) => Route::Refuse(400, e.reason().into()),
-            }
-        }
+        (b"/events", Method::Get) => subscribe(&head, shared, cors.as_deref()),
+        (b"/publish", Method::Post) => publish(&head, peer, shared),
         (b"/healthz", Method::Get | Method::Head) => health(shared, head.method, keep_alive),
         (b"/metrics", Method::Get) => metrics(shared, keep_alive),
         (
             path @ (b"/" | b"/app.js" | b"/style.css" | b"/favicon.svg"),
             Method::Get | Method::Head,
         ) => page::serve(path, head.method, h.if_none_match, cfg, keep_alive),
-        (b"/events" | b"/publish", Method::Options) => Route::Answer {
-            status: 204,
-            bytes: Response::new(204).header("Allow", allow(path)).empty(),
-            close: false,
-        },
+        (b"/events" | b"/publish", Method::Options) => options(&head, path, shared),
         (
             path @ (b"/events" | b"/publish" | b"/healthz" | b"/metrics" | b"/" | b"/app.js"
             | b"/style.css" | b"/favicon.svg"),
@@ -122,7 +112,123 @@ pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> (Route, bo
         },
         _ => Route::Refuse(404, "no such endpoint (try GET /events?topic=NAME)".into()),
     };
-    (route, keep_alive)
+    let keep_alive = keep_alive && !matches!(route, Route::Refuse(..));
+    Routed {
+        route,
+        keep_alive,
+        cors,
+    }
+}
+
+fn refused(status: u16, why: String) -> Routed {
+    Routed {
+        route: Route::Refuse(status, why),
+        keep_alive: false,
+        cors: None,
+    }
+}
+
+/// `GET /events`: the topics, the resume point, and — with JWT auth on — the token that
+/// allows every requested topic (public topics need none).
+fn subscribe(head: &RequestHead<'_>, shared: &Shared, cors: Option<&str>) -> Route {
+    let cfg = &shared.config;
+    let h = &head.headers;
+    let mut sub = match Subscribe::from_request(head.query, h.last_event_id) {
+        Ok(sub) => sub,
+        Err(e) => return Route::Refuse(400, e.reason().into()),
+    };
+    if let Some(auth) = &cfg.auth {
+        let public = |t: &String| cfg.public_topics.iter().any(|p| p.matches(t));
+        let token = auth.token(h.authorization, h.cookie, sub.access_token.as_deref());
+        let checked = match token {
+            None if sub.topics.iter().all(public) => Ok(None),
+            None => Err(AuthError::Missing),
+            Some(token) => auth.verify(token).and_then(|grant| {
+                match sub
+                    .topics
+                    .iter()
+                    .all(|t| public(t) || grant.may_subscribe(t))
+                {
+                    true => Ok(Some(grant)),
+                    false => Err(AuthError::Forbidden),
+                }
+            }),
+        };
+        match checked {
+            Ok(grant) => sub.expires_in = grant.and_then(|g| g.remaining_secs()),
+            Err(e) => return Route::Refuse(e.status(), e.reason().into()),
+        }
+    }
+    if let (Some(allowed), Some(c)) = (cors, &cfg.cors) {
+        let mut head = c.apply(stream_head(), allowed).streaming();
+        head.extend_from_slice(format!("retry: {}\n\n", cfg.retry.as_millis()).as_bytes());
+        sub.head = Some(Bytes::from(head));
+    }
+    Route::Subscribe(sub)
+}
+
+/// The response head of every event stream (before CORS headers, if any).
+pub fn stream_head() -> Response {
+    Response::new(200)
+        .header("Content-Type", "text/event-stream")
+        .header("Cache-Control", "no-cache")
+        .header("X-Accel-Buffering", "no")
+}
+
+/// `POST /publish`: who is publishing, where to, and how the body is framed.
+fn publish(head: &RequestHead<'_>, peer: SocketAddr, shared: &Shared) -> Route {
+    let cfg = &shared.config;
+    let h = &head.headers;
+    let grant = match publish::authorize(
+        peer.ip(),
+        h.authorization,
+        cfg.publish_token.as_deref(),
+        cfg.auth.as_deref(),
+    ) {
+        Ok(grant) => grant,
+        Err(Refusal { status, why }) => return Route::Refuse(status, why),
+    };
+    let body = match (h.content_length, h.chunked) {
+        (Some(n), _) => Framing::Length(n),
+        (None, true) => Framing::Chunked,
+        (None, false) => Framing::None,
+    };
+    match Target::from_query(head.query) {
+        Ok(mut target) => {
+            target.grant = grant;
+            Route::Publish {
+                target,
+                batch: publish::is_batch(h.content_type),
+                body,
+                expect_continue: h.expect_continue,
+            }
+        }
+        Err(e) => Route::Refuse(400, e.reason().into()),
+    }
+}
+
+/// `OPTIONS`: a CORS preflight when it is one and origins are configured, else `Allow`.
+fn options(head: &RequestHead<'_>, path: &[u8], shared: &Shared) -> Route {
+    let h = &head.headers;
+    match (
+        &shared.config.cors,
+        h.origin,
+        h.access_control_request_method,
+    ) {
+        (Some(cors), Some(_), Some(method)) => {
+            let (status, bytes) = cors.preflight(h.origin, Some(method), allow(path));
+            Route::Answer {
+                status,
+                bytes,
+                close: status != 204,
+            }
+        }
+        _ => Route::Answer {
+            status: 204,
+            bytes: Response::new(204).header("Allow", allow(path)).empty(),
+            close: false,
+        },
+    }
 }
 
 fn health(shared: &Shared, method: Method, keep_alive: bool) -> Route {

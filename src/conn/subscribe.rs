@@ -20,6 +20,12 @@ pub struct Subscribe {
     pub topics: Vec<String>,
     /// The resume point as sent (header first, else query); None when absent or empty.
     pub last_event_id: Option<Vec<u8>>,
+    /// `?access_token=`, used only when the server accepts tokens in URLs.
+    pub access_token: Option<Vec<u8>>,
+    /// A response head of its own (CORS headers for this origin); None: the shared one.
+    pub head: Option<Bytes>,
+    /// Seconds until the subscriber's token expires; the stream ends then.
+    pub expires_in: Option<u64>,
 }
 
 /// Why a subscribe (or publish) query was refused; answered with 400.
@@ -83,11 +89,13 @@ impl Subscribe {
     ) -> Result<Subscribe, QueryError> {
         let mut topics = Vec::new();
         let mut query_id = None;
+        let mut access_token = None;
         for pair in query::pairs(query.unwrap_or_default()) {
             let (key, value) = pair?;
             match &*key {
                 b"topic" => add_topic(&mut topics, &value)?,
                 b"last_event_id" if !value.is_empty() => query_id = Some(value.into_owned()),
+                b"access_token" => access_token = Some(value.into_owned()),
                 _ => {}
             }
         }
@@ -101,6 +109,9 @@ impl Subscribe {
         Ok(Subscribe {
             topics,
             last_event_id,
+            access_token,
+            head: None,
+            expires_in: None,
         })
     }
 }
@@ -119,7 +130,12 @@ impl Worker {
             },
         };
         let mut first = Vec::with_capacity(2 + replay.frames.len());
-        first.push(self.shared.stream_preamble.clone());
+        first.push(
+            request
+                .head
+                .clone()
+                .unwrap_or_else(|| self.shared.stream_preamble.clone()),
+        );
         if let Some(oldest) = replay.gap {
             let sent = request.last_event_id.as_deref().unwrap_or_default();
             first.push(gap_frame(sent, oldest));
@@ -127,7 +143,8 @@ impl Worker {
         }
         self.stats().replayed.add(replay.frames.len() as u64);
         first.extend(pack(replay.frames));
-        self.start_stream(key, &topics, replay.upto, first);
+        let ends_in = request.expires_in.map(std::time::Duration::from_secs);
+        self.start_stream(key, &topics, replay.upto, first, ends_in);
         if crate::page::stats::watch(&self.shared, &topics) {
             self.conns[key as usize].set(super::flags::STATS);
         }

@@ -99,19 +99,31 @@ impl Response {
 
 /// The answer to a request the server refuses: a short text body saying why, and a close.
 pub fn error(status: u16, why: &str) -> Vec<u8> {
-    let body = format!("{status} {}: {why}\n", phrase(status));
-    Response::new(status)
-        .close()
-        .body("text/plain; charset=utf-8", body.as_bytes())
+    refusal(status).body(
+        "text/plain; charset=utf-8",
+        refusal_text(status, why).as_bytes(),
+    )
+}
+
+/// The head of a refusal, before its body: the status, what the status calls for
+/// (`Retry-After` on 503, `WWW-Authenticate` on 401), and `Connection: close`.
+pub fn refusal(status: u16) -> Response {
+    let r = match status {
+        401 => Response::new(401).header("WWW-Authenticate", "Bearer"),
+        503 => Response::new(503).header("Retry-After", "1"),
+        _ => Response::new(status),
+    };
+    r.close()
+}
+
+/// A refusal's short body: the status and why.
+pub fn refusal_text(status: u16, why: &str) -> String {
+    format!("{status} {}: {why}\n", phrase(status))
 }
 
 /// 503 with `Retry-After`: over the connection limit, or shutting down.
 pub fn unavailable(why: &str) -> Vec<u8> {
-    let body = format!("503 Service Unavailable: {why}\n");
-    Response::new(503)
-        .header("Retry-After", "1")
-        .close()
-        .body("text/plain; charset=utf-8", body.as_bytes())
+    error(503, why)
 }
 
 #[cfg(test)]

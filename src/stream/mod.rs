@@ -36,6 +36,7 @@ impl Worker {
         topics: &[&str],
         upto: u64,
         first: impl IntoIterator<Item = Bytes>,
+        token_ends_in: Option<std::time::Duration>,
     ) {
         let now = self.clock.now() as u32;
         let fd = self.conns[key as usize].fd;
@@ -48,12 +49,25 @@ impl Worker {
             self.conns[key as usize].links.push(link);
         }
         let lifetime = self.lifetime_ticks();
+        let expiry = token_ends_in.map(|d| {
+            u32::try_from(self.clock.ticks(d))
+                .unwrap_or(u32::MAX)
+                .max(1)
+        });
         let conn = &mut self.conns[key as usize];
         conn.phase = Phase::Stream;
         conn.last_id = upto;
         conn.last_write = now;
-        if let Some(ticks) = lifetime {
+        // The stream ends at the earlier of its lifetime and its token's expiry.
+        let end = match (lifetime, expiry) {
+            (Some(l), Some(t)) if t < l => Some((t, CloseReason::Auth)),
+            (Some(l), _) => Some((l, CloseReason::Lifetime)),
+            (None, Some(t)) => Some((t, CloseReason::Auth)),
+            (None, None) => None,
+        };
+        if let Some((ticks, reason)) = end {
             conn.expires = now.wrapping_add(ticks).max(1);
+            conn.ending = Some(reason);
         }
         for frame in first {
             conn.out.push(frame);
