@@ -98,6 +98,8 @@ pub struct Config {
     pub public_topics: Vec<Pattern>,
     /// Cross-origin access; None answers no origin.
     pub cors: Option<Arc<Cors>>,
+    /// Share publishes with other processes through Redis; None: this process alone.
+    pub cluster: Option<crate::cluster::Settings>,
 }
 
 impl Config {
@@ -131,6 +133,7 @@ impl Config {
             auth: None,
             public_topics: Vec::new(),
             cors: None,
+            cluster: None,
         }
     }
 }
@@ -164,6 +167,7 @@ setters! {
     drain: Duration, history: usize, history_bytes: usize, history_ttl: Duration,
     publish_token: Option<String>, ring_entries: u32, tick: Duration, base_path: String,
     auth: Option<Arc<Auth>>, public_topics: Vec<Pattern>, cors: Option<Arc<Cors>>,
+    cluster: Option<crate::cluster::Settings>,
 }
 
 /// Parses `200ms`, `15s`, `2m`, `1h`, `1d` (a bare number is seconds).

@@ -36,6 +36,7 @@
 pub mod accept;
 pub mod auth;
 pub mod broadcast;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod cors;

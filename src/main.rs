@@ -22,7 +22,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// A Server-Sent Events server: subscribe with GET /events?topic=T, publish with
 /// POST /publish?topic=T. Every flag also reads RINGCAST_<FLAG> from the environment.
 #[derive(Parser, Debug)]
-#[command(version, about, max_term_width = 100)]
+#[command(version, about, max_term_width = 100, args_override_self = true)]
 struct Flags {
     /// Address every worker listens on (SO_REUSEPORT).
     #[arg(long, env = "RINGCAST_LISTEN", default_value = "0.0.0.0:8080")]
@@ -134,6 +134,21 @@ struct Flags {
     /// Allow cookies and Authorization cross-origin (needs listed origins, not `*`).
     #[arg(long, env = "RINGCAST_CORS_CREDENTIALS")]
     cors_credentials: bool,
+    /// Share publishes with other ringcast processes through this Redis
+    /// (`redis://[:password@]host:port[/db]`); see README "Scale-out".
+    #[arg(long, env = "RINGCAST_CLUSTER", hide_env_values = true)]
+    cluster: Option<String>,
+    /// The Redis Stream all processes share.
+    #[arg(
+        long,
+        env = "RINGCAST_CLUSTER_STREAM",
+        default_value = "ringcast:events"
+    )]
+    cluster_stream: String,
+    /// Entries Redis keeps in the stream (XADD MAXLEN ~): how far back a resume can reach
+    /// when a process's own history does not.
+    #[arg(long, env = "RINGCAST_CLUSTER_RETENTION", default_value_t = 100_000)]
+    cluster_retention: usize,
     /// TOML file with any of these options (`heartbeat = "15s"`); flags and environment
     /// variables take precedence over it.
     #[arg(long, env = "RINGCAST_CONFIG")]
@@ -201,6 +216,15 @@ impl Flags {
         }
         .map(Arc::new);
         let cors = Cors::new(&self.cors_origins, self.cors_credentials)?.map(Arc::new);
+        if let Some(url) = &self.cluster {
+            redis_url_check(url)?;
+        }
+        let cluster = self.cluster.clone().map(|url| ringcast::cluster::Settings {
+            url,
+            stream: self.cluster_stream.clone(),
+            retention: self.cluster_retention.max(1),
+            max_event_bytes: self.max_event_bytes,
+        });
         Ok(Config::new()
             .listen(self.listen)
             .workers(self.workers)
@@ -238,7 +262,18 @@ impl Flags {
                     .map(|p| Pattern::parse(p))
                     .collect(),
             )
-            .cors(cors))
+            .cors(cors)
+            .cluster(cluster))
+    }
+}
+
+fn redis_url_check(url: &str) -> Result<(), String> {
+    match url.split_once("://") {
+        Some(("redis", rest)) if !rest.is_empty() => Ok(()),
+        Some(("rediss", _)) => {
+            Err("--cluster: TLS (rediss://) is not built into this binary".into())
+        }
+        _ => Err(format!("--cluster {url:?} is not a redis://host:port URL")),
     }
 }
 

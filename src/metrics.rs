@@ -199,7 +199,65 @@ pub fn render(shared: &Shared) -> String {
          # TYPE ringcast_topics gauge\nringcast_topics {topics}"
     );
     render_latency(&mut out, workers);
+    if let Some(cluster) = &shared.cluster {
+        render_cluster(&mut out, &cluster.stats);
+    }
     out
+}
+
+fn render_cluster(out: &mut String, stats: &crate::cluster::Stats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let up = u64::from(stats.up.load(Relaxed));
+    let rows: [(&str, &str, &str, u64); 7] = [
+        (
+            "ringcast_cluster_up",
+            "Whether the Redis stream is being read.",
+            "gauge",
+            up,
+        ),
+        (
+            "ringcast_cluster_errors_total",
+            "Failed Redis operations.",
+            "counter",
+            stats.errors.load(Relaxed),
+        ),
+        (
+            "ringcast_cluster_reconnects_total",
+            "Reconnection attempts to Redis.",
+            "counter",
+            stats.reconnects.load(Relaxed),
+        ),
+        (
+            "ringcast_cluster_entries_read_total",
+            "Stream entries read (all topics).",
+            "counter",
+            stats.read.load(Relaxed),
+        ),
+        (
+            "ringcast_cluster_invalid_entries_total",
+            "Stream entries that were not ringcast events.",
+            "counter",
+            stats.invalid.load(Relaxed),
+        ),
+        (
+            "ringcast_cluster_publish_refused_total",
+            "Publishes answered 503 because Redis was unavailable.",
+            "counter",
+            stats.refused.load(Relaxed),
+        ),
+        (
+            "ringcast_cluster_gaps_total",
+            "Reconnects that found stream entries missing (gap notices sent).",
+            "counter",
+            stats.gaps.load(Relaxed),
+        ),
+    ];
+    for (name, help, kind, value) in rows {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
 }
 
 fn render_latency(out: &mut String, workers: &[WorkerStats]) {

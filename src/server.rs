@@ -17,6 +17,7 @@ use crate::broadcast::history::Bounds;
 use crate::broadcast::hub::Hub;
 use crate::broadcast::inbox::Inbox;
 use crate::broadcast::sequencer::Sequencer;
+use crate::cluster::Cluster;
 use crate::config::{Config, Driver};
 use crate::metrics::WorkerStats;
 use crate::stream::plane::Plane;
@@ -33,7 +34,9 @@ const BACKLOG: i32 = 4096;
 /// What every worker shares.
 pub struct Shared {
     pub config: Config,
-    pub sequencer: Sequencer,
+    pub sequencer: Arc<Sequencer>,
+    /// The Redis link, in cluster mode.
+    pub cluster: Option<Arc<Cluster>>,
     pub inboxes: Box<[Arc<Inbox>]>,
     pub stats: Box<[WorkerStats]>,
     /// Open connections in the process, against `max_connections`.
@@ -101,8 +104,18 @@ impl Server {
         let head = crate::conn::route::stream_head().streaming();
         let mut preamble = head;
         preamble.extend_from_slice(format!("retry: {}\n\n", config.retry.as_millis()).as_bytes());
+        let (sequencer, cluster) = match &config.cluster {
+            None => (Arc::new(Sequencer::new(inboxes.clone(), bounds)), None),
+            Some(settings) => {
+                let sequencer = Arc::new(Sequencer::clustered(inboxes.clone(), bounds));
+                let cluster = Cluster::start(settings.clone(), sequencer.clone())
+                    .map_err(io::Error::other)?;
+                (sequencer, Some(cluster))
+            }
+        };
         let shared = Arc::new(Shared {
-            sequencer: Sequencer::new(inboxes.clone(), bounds),
+            sequencer,
+            cluster,
             inboxes,
             stats: (0..workers).map(|_| WorkerStats::default()).collect(),
             open: AtomicUsize::new(0),

@@ -20,6 +20,9 @@ impl Worker {
         let mut queued = 0u64;
         let mut evict = std::mem::take(&mut self.evict);
         while let Some(batch) = inbox.pop() {
+            if let Some((topic, frame)) = &batch.notice {
+                self.notify(topic.as_deref(), frame);
+            }
             for event in &batch.events {
                 queued += fan_out(
                     &self.hub,
@@ -69,6 +72,24 @@ pub fn fan_out(
         }
     }
     queued
+}
+
+impl Worker {
+    /// Queues an id-less frame to this worker's subscribers of `topic`, or to all.
+    fn notify(&mut self, topic: Option<&str>, frame: &Bytes) {
+        let keys: Vec<u32> = match topic {
+            Some(topic) => self.hub.subscribers(topic).iter().map(|s| s.conn).collect(),
+            None => self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.phase == Phase::Stream)
+                .map(|(k, _)| k as u32)
+                .collect(),
+        };
+        for key in keys {
+            self.push_control(key, frame.clone());
+        }
+    }
 }
 
 enum Queued {

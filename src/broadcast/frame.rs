@@ -59,6 +59,13 @@ impl Draft {
         self.buf.freeze()
     }
 
+    /// The frame without an `id:` line, for events that are not part of the id sequence
+    /// (they leave a client's last event id where it was).
+    pub fn without_id(mut self) -> Bytes {
+        let _ = self.buf.split_to(ID_ROOM);
+        self.buf.freeze()
+    }
+
     /// Bytes of the finished frame, give or take the id's digits (for history accounting).
     pub fn len(&self) -> usize {
         self.buf.len()

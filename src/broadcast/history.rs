@@ -34,9 +34,21 @@ pub struct History {
     /// The highest id ever dropped from this topic (0: nothing dropped yet). A resume from
     /// an id below this has lost events.
     trimmed_upto: u64,
+    /// The ring holds every event of the topic after this id (0: since the process began).
+    /// In cluster mode a topic is recorded only while it has local subscribers, so this is
+    /// where recording last started.
+    since: u64,
 }
 
 impl History {
+    /// A ring that records events after `id`.
+    pub fn starting_after(id: u64) -> History {
+        History {
+            since: id,
+            ..History::default()
+        }
+    }
+
     /// Appends an event and trims to the bounds.
     pub fn push(&mut self, entry: Entry, bounds: &Bounds) {
         debug_assert!(
@@ -77,7 +89,7 @@ impl History {
 
     /// Whether every event of this topic with an id above `after` is still retained.
     pub fn reaches_back_to(&self, after: u64) -> bool {
-        self.trimmed_upto <= after
+        self.trimmed_upto <= after && self.since <= after
     }
 
     pub fn oldest_id(&self) -> Option<u64> {

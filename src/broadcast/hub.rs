@@ -98,6 +98,11 @@ impl Hub {
         })
     }
 
+    /// The name of the topic in `slot`.
+    pub fn topic_name(&self, slot: u32) -> &str {
+        &self.topics[slot as usize].name
+    }
+
     /// The local subscribers of `topic`.
     pub fn subscribers(&self, topic: &str) -> &[Sub] {
         match self.by_name.get(topic) {

@@ -30,6 +30,10 @@ pub struct Batch {
     pub events: Vec<Event>,
     /// When the sequencer took the ids, for the publish-to-write latency metric.
     pub published_at: Instant,
+    /// A frame without an id for the local subscribers of one topic, or of all topics
+    /// (None): the cluster's notice that events may have been lost while Redis was
+    /// unreachable; this process's own stats in cluster mode.
+    pub notice: Option<(Option<Arc<str>>, Bytes)>,
 }
 
 #[derive(Default)]
@@ -99,6 +103,7 @@ mod tests {
                 frame: Bytes::new(),
             }],
             published_at: Instant::now(),
+            notice: None,
         })
     }
 

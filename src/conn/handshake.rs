@@ -240,27 +240,38 @@ impl Http {
             }
         }
         let body = self.read_body(framing, limit).await?;
-        let seq = &shared.sequencer;
-        let result = if batch {
-            publish::batch(seq, &target, &body, cfg.max_event_bytes)
-                .map(|(first, n)| (publish::ids_json(first, n), n))
-        } else {
-            publish::single(seq, &target, &body, cfg.max_event_bytes)
-                .map(|id| (format!("{{\"id\":\"{id}\"}}"), 1))
+        let checked = match batch {
+            true => publish::batch(&target, &body, cfg.max_event_bytes),
+            false => publish::single(&target, &body, cfg.max_event_bytes),
         };
-        match result {
-            Ok((json, n)) => {
-                let w = self.worker.borrow();
-                w.stats().published.add(n as u64);
-                w.stats().count_status(202);
-                let mut r = self.with_cors(Response::new(202));
-                if !keep_alive || shared.is_draining() {
-                    r = r.close();
-                }
-                Ok(r.body("application/json", json.as_bytes()))
+        let valid = match checked {
+            Ok(valid) => valid,
+            Err(Refusal { status, why }) => return Err(self.refuse(status, why)),
+        };
+        let ids = match &shared.cluster {
+            None => {
+                let first = publish::locally(&shared.sequencer, &valid);
+                (first..first + valid.len() as u64).collect()
             }
-            Err(Refusal { status, why }) => Err(self.refuse(status, why)),
+            // The events come back to this process's subscribers through the stream,
+            // in the order every process sees.
+            Some(cluster) => match cluster.publish(publish::to_wire(&valid)).await {
+                Ok(ids) => ids,
+                Err(why) => return Err(self.refuse(503, why)),
+            },
+        };
+        let json = match (batch, ids.as_slice()) {
+            (false, [id]) => format!("{{\"id\":\"{id}\"}}"),
+            _ => publish::ids_json(&ids),
+        };
+        let w = self.worker.borrow();
+        w.stats().published.add(ids.len() as u64);
+        w.stats().count_status(202);
+        let mut r = self.with_cors(Response::new(202));
+        if !keep_alive || shared.is_draining() {
+            r = r.close();
         }
+        Ok(r.body("application/json", json.as_bytes()))
     }
 
     async fn read_body(&mut self, framing: Framing, limit: usize) -> Result<Vec<u8>, End> {
@@ -331,14 +342,26 @@ impl Http {
     async fn end(self, end: End) {
         match end {
             End::Stream(sub) => {
-                let mut w = self.worker.borrow_mut();
-                w.stats().count_status(200);
-                let fd = self.stream.into_raw_fd();
-                debug_assert_eq!(
-                    fd, w.conns[self.key as usize].fd,
-                    "slab entry and stream disagree"
-                );
-                w.subscribe(self.key, &sub);
+                let pending = {
+                    let mut w = self.worker.borrow_mut();
+                    w.stats().count_status(200);
+                    let fd = self.stream.into_raw_fd();
+                    debug_assert_eq!(
+                        fd, w.conns[self.key as usize].fd,
+                        "slab entry and stream disagree"
+                    );
+                    w.subscribe(self.key, &sub)
+                };
+                // Cluster mode, resuming from further back than this process's history:
+                // the shared stream serves it while the connection collects live events.
+                if let (Some(pending), Some(cluster)) = (pending, self.shared.cluster.clone()) {
+                    let fetched = cluster
+                        .fetch(pending.after, pending.upto, sub.topics.clone())
+                        .await;
+                    self.worker
+                        .borrow_mut()
+                        .resume_from_cluster(self.key, &sub, &pending, fetched);
+                }
             }
             End::Answer(bytes, reason) => {
                 let status = std::str::from_utf8(&bytes[9..12])

@@ -47,6 +47,8 @@ pub mod flags {
     pub const TIMED_OUT: u8 = 1 << 4;
     /// Over its queue bound during a fan-out; closed as slow right after it.
     pub const EVICT: u8 = 1 << 5;
+    /// Waiting for its replay from the cluster: frames collect, nothing is written.
+    pub const HELD: u8 = 1 << 7;
     /// Follows `sys:stats`: its close lowers the count that keeps the stream going.
     pub const STATS: u8 = 1 << 6;
 }

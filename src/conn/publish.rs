@@ -11,6 +11,7 @@ use super::subscribe::{add_topic, valid_topic, QueryError};
 use crate::auth::{Auth, Grant};
 use crate::broadcast::frame::Draft;
 use crate::broadcast::sequencer::{NewEvent, Sequencer};
+use crate::cluster::WireEvent;
 use crate::http::query;
 
 /// Longest event name, in bytes.
@@ -150,13 +151,20 @@ pub fn is_batch(content_type: Option<&[u8]>) -> bool {
     })
 }
 
-/// Publishes one event whose data is `body`; returns its id.
-pub fn single(
-    seq: &Sequencer,
-    target: &Target,
-    body: &[u8],
+/// A validated event, borrowing from the request: ready for the local sequencer or for
+/// the cluster's stream.
+pub struct Valid<'a> {
+    pub topics: SmallVec<[Cow<'a, str>; 2]>,
+    pub event: Option<Cow<'a, str>>,
+    pub data: Cow<'a, str>,
+}
+
+/// Checks a single publish whose data is `body`.
+pub fn single<'a>(
+    target: &'a Target,
+    body: &'a [u8],
     max_event: usize,
-) -> Result<u64, Refusal> {
+) -> Result<Vec<Valid<'a>>, Refusal> {
     if target.topics.is_empty() {
         return Err(Refusal::new(400, QueryError::NoTopic.reason()));
     }
@@ -169,12 +177,42 @@ pub fn single(
             format!("event data over {max_event} bytes"),
         ));
     }
-    if std::str::from_utf8(body).is_err() {
-        return Err(Refusal::new(400, "event data must be UTF-8"));
-    }
-    let draft = Draft::new(target.event.as_deref().map(str::as_bytes), body);
-    let topics = target.topics.iter().map(String::as_str).collect();
-    Ok(seq.publish(vec![NewEvent { topics, draft }]))
+    let data =
+        std::str::from_utf8(body).map_err(|_| Refusal::new(400, "event data must be UTF-8"))?;
+    Ok(vec![Valid {
+        topics: target
+            .topics
+            .iter()
+            .map(|t| Cow::Borrowed(t.as_str()))
+            .collect(),
+        event: target.event.as_deref().map(Cow::Borrowed),
+        data: Cow::Borrowed(data),
+    }])
+}
+
+/// Validated events as the cluster's stream carries them.
+pub fn to_wire(events: &[Valid<'_>]) -> Vec<WireEvent> {
+    events
+        .iter()
+        .map(|v| WireEvent {
+            topics: v.topics.iter().map(|t| t.to_string()).collect(),
+            event: v.event.as_deref().map(str::to_owned),
+            data: v.data.to_string(),
+        })
+        .collect()
+}
+
+/// Publishes validated events on this process (single-process mode); returns the first
+/// id, the others following consecutively.
+pub fn locally(seq: &Sequencer, events: &[Valid<'_>]) -> u64 {
+    let events = events
+        .iter()
+        .map(|v| NewEvent {
+            topics: v.topics.iter().map(|t| &**t).collect(),
+            draft: Draft::new(v.event.as_deref().map(str::as_bytes), v.data.as_bytes()),
+        })
+        .collect();
+    seq.publish(events)
 }
 
 /// One line of an NDJSON batch.
@@ -196,24 +234,15 @@ enum TopicField<'a> {
     Many(#[serde(borrow)] Vec<Cow<'a, str>>),
 }
 
-/// A validated batch line: topics, event name, data.
-type Checked<'a> = (
-    SmallVec<[Cow<'a, str>; 2]>,
-    Option<Cow<'a, str>>,
-    Cow<'a, str>,
-);
-
-/// Publishes every line of an NDJSON batch, or nothing if any line is bad; returns the
-/// first id (the rest follow consecutively) and the count.
-pub fn batch(
-    seq: &Sequencer,
-    target: &Target,
-    body: &[u8],
+/// Checks every line of an NDJSON batch; one bad line refuses the whole batch, naming it.
+pub fn batch<'a>(
+    target: &'a Target,
+    body: &'a [u8],
     max_event: usize,
-) -> Result<(u64, usize), Refusal> {
+) -> Result<Vec<Valid<'a>>, Refusal> {
     let text =
         std::str::from_utf8(body).map_err(|_| Refusal::new(400, "batch body must be UTF-8"))?;
-    let mut lines: Vec<Checked<'_>> = Vec::new();
+    let mut lines: Vec<Valid<'_>> = Vec::new();
     for (n, raw) in text
         .lines()
         .enumerate()
@@ -254,32 +283,28 @@ pub fn batch(
                 format!("line {}: event data over {max_event} bytes", n + 1),
             ));
         }
-        lines.push((topics, event, line.data));
+        lines.push(Valid {
+            topics,
+            event,
+            data: line.data,
+        });
     }
     if lines.is_empty() {
         return Err(Refusal::new(400, "empty batch"));
     }
-    let count = lines.len();
-    let events = lines
-        .iter()
-        .map(|(topics, event, data)| NewEvent {
-            topics: topics.iter().map(|t| &**t).collect(),
-            draft: Draft::new(event.as_deref().map(str::as_bytes), data.as_bytes()),
-        })
-        .collect();
-    Ok((seq.publish(events), count))
+    Ok(lines)
 }
 
-/// `{"ids":["1","2",...]}` for a batch of `count` consecutive ids from `first`.
-pub fn ids_json(first: u64, count: usize) -> String {
-    let mut out = String::with_capacity(10 + count * 20);
+/// `{"ids":["1","2",...]}`.
+pub fn ids_json(ids: &[u64]) -> String {
+    let mut out = String::with_capacity(10 + ids.len() * 20);
     out.push_str("{\"ids\":[");
-    for (i, id) in (first..first + count as u64).enumerate() {
+    for (i, id) in ids.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push('"');
-        out.push_str(itoa::Buffer::new().format(id));
+        out.push_str(itoa::Buffer::new().format(*id));
         out.push('"');
     }
     out.push_str("]}");
@@ -289,6 +314,14 @@ pub fn ids_json(first: u64, count: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn single(s: &Sequencer, t: &Target, body: &[u8], max: usize) -> Result<u64, Refusal> {
+        super::single(t, body, max).map(|v| locally(s, &v))
+    }
+
+    fn batch(s: &Sequencer, t: &Target, body: &[u8], max: usize) -> Result<(u64, usize), Refusal> {
+        super::batch(t, body, max).map(|v| (locally(s, &v), v.len()))
+    }
     use crate::broadcast::history::Bounds;
 
     fn seq() -> Sequencer {
@@ -447,7 +480,7 @@ mod tests {
         let body =
             b"{\"topic\":[\"a\",\"b\"],\"event\":\"e\",\"data\":\"x\\ny\"}\n\n{\"data\":\"z\"}\n";
         assert_eq!(batch(&s, &target("topic=c"), body, 100), Ok((1, 2)));
-        assert_eq!(ids_json(1, 2), "{\"ids\":[\"1\",\"2\"]}");
+        assert_eq!(ids_json(&[1, 2]), "{\"ids\":[\"1\",\"2\"]}");
         let err = batch(
             &s,
             &target(""),

@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 
+use crate::broadcast::frame::Draft;
 use crate::broadcast::sequencer::Replay;
+use crate::cluster::Fetched;
 use crate::http::query::{self, BadEncoding};
 use crate::worker::Worker;
 
@@ -116,26 +118,47 @@ impl Subscribe {
     }
 }
 
+/// A resume the shared stream must serve (cluster mode): fetched by the connection's
+/// task, then handed to [`Worker::resume_from_cluster`].
+pub struct RemoteResume {
+    pub after: u64,
+    pub upto: u64,
+    /// The connection's generation, to recognise it after the wait.
+    pub gen: u32,
+}
+
 impl Worker {
     /// Finds what the subscriber must be sent before live events and hands the
-    /// connection (already detached from its task) to the data plane.
-    pub fn subscribe(&mut self, key: u32, request: &Subscribe) {
+    /// connection (already detached from its task) to the data plane. In cluster mode a
+    /// resume that reaches back past local history returns what to fetch; until it is
+    /// served the connection collects live events but writes nothing.
+    pub fn subscribe(&mut self, key: u32, request: &Subscribe) -> Option<RemoteResume> {
         let topics: Vec<&str> = request.topics.iter().map(String::as_str).collect();
         let sequencer = &self.shared.sequencer;
+        let upto = sequencer.watch(&topics);
         let replay = match &request.last_event_id {
             Some(id) => sequencer.resume(&topics, id),
             None => Replay {
-                upto: sequencer.last_id(),
+                upto,
                 ..Replay::default()
             },
         };
+        let ends_in = request.expires_in.map(std::time::Duration::from_secs);
+        if crate::page::stats::watch(&self.shared, &topics) {
+            self.conns[key as usize].set(super::flags::STATS);
+        }
+        if let Some(after) = replay.remote {
+            self.conns[key as usize].set(super::flags::HELD);
+            self.start_stream(key, &topics, replay.upto, [], ends_in);
+            let gen = self.conns[key as usize].gen;
+            return Some(RemoteResume {
+                after,
+                upto: replay.upto,
+                gen,
+            });
+        }
         let mut first = Vec::with_capacity(2 + replay.frames.len());
-        first.push(
-            request
-                .head
-                .clone()
-                .unwrap_or_else(|| self.shared.stream_preamble.clone()),
-        );
+        first.push(self.preamble(request));
         if let Some(oldest) = replay.gap {
             let sent = request.last_event_id.as_deref().unwrap_or_default();
             first.push(gap_frame(sent, oldest));
@@ -143,11 +166,52 @@ impl Worker {
         }
         self.stats().replayed.add(replay.frames.len() as u64);
         first.extend(pack(replay.frames));
-        let ends_in = request.expires_in.map(std::time::Duration::from_secs);
         self.start_stream(key, &topics, replay.upto, first, ends_in);
-        if crate::page::stats::watch(&self.shared, &topics) {
-            self.conns[key as usize].set(super::flags::STATS);
+        None
+    }
+
+    /// Serves a held resume with what the cluster's stream returned (or, if Redis could
+    /// not be asked, with a gap notice), ahead of the live events collected meanwhile.
+    pub fn resume_from_cluster(
+        &mut self,
+        key: u32,
+        request: &Subscribe,
+        pending: &RemoteResume,
+        fetched: Result<Fetched, String>,
+    ) {
+        match self.conns.get(key as usize) {
+            Some(c) if c.gen == pending.gen && c.phase == super::Phase::Stream => {}
+            _ => return, // closed while waiting
         }
+        let sent = request.last_event_id.as_deref().unwrap_or_default();
+        let mut first = vec![self.preamble(request)];
+        let fetched = fetched.unwrap_or_default();
+        if !fetched.contiguous || crate::broadcast::sequencer::parse_id(sent).is_none() {
+            first.push(gap_frame(sent, fetched.oldest));
+            self.stats().replay_gaps.add(1);
+        }
+        let frames: Vec<Bytes> = fetched
+            .events
+            .into_iter()
+            .filter(|(id, _, _)| *id > pending.after && *id <= pending.upto)
+            .map(|(id, event, data)| {
+                Draft::new(event.as_deref().map(str::as_bytes), data.as_bytes()).finish(id)
+            })
+            .collect();
+        self.stats().replayed.add(frames.len() as u64);
+        first.extend(pack(frames));
+        let conn = &mut self.conns[key as usize];
+        conn.out.prepend(first);
+        conn.clear(super::flags::HELD);
+        self.mark_dirty(key);
+        self.wake.kick();
+    }
+
+    fn preamble(&self, request: &Subscribe) -> Bytes {
+        request
+            .head
+            .clone()
+            .unwrap_or_else(|| self.shared.stream_preamble.clone())
     }
 }
 

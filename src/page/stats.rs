@@ -88,9 +88,18 @@ pub fn publish(shared: &Shared, started: Instant) {
         workers: shared.stats.len(),
     };
     let json = snapshot.json();
+    let draft = Draft::new(Some(EVENT.as_bytes()), json.as_bytes());
+    if shared.sequencer.is_clustered() {
+        // Cluster ids come from the shared stream; this process's own stats stay out of
+        // it and reach its own subscribers as frames without an id.
+        shared
+            .sequencer
+            .broadcast_notice(Some(TOPIC), draft.without_id());
+        return;
+    }
     shared.sequencer.publish(vec![NewEvent {
         topics: smallvec![TOPIC],
-        draft: Draft::new(Some(EVENT.as_bytes()), json.as_bytes()),
+        draft,
     }]);
     // Worker 0's own counter, written from worker 0's thread as every counter must be.
     shared.stats[0].published.add(1);

@@ -120,7 +120,8 @@ impl Worker {
             };
             if let Some(conn) = self.conns.get_mut(key as usize) {
                 conn.clear(flags::DIRTY);
-                if !conn.has(flags::WRITING) && !conn.has(flags::BLOCKED) {
+                if !conn.has(flags::WRITING) && !conn.has(flags::BLOCKED) && !conn.has(flags::HELD)
+                {
                     self.start_write(key);
                 }
             }
@@ -260,6 +261,10 @@ impl Worker {
         }
         // Wakes the pending watch and fails a pending send, so both complete promptly.
         sys::shutdown(fd, sys::Shut::Both);
+        if self.shared.sequencer.is_clustered() && was_stream {
+            let names: Vec<&str> = links.iter().map(|l| self.hub.topic_name(l.topic)).collect();
+            self.shared.sequencer.unwatch(names.into_iter());
+        }
         for link in &links {
             if let Some(moved) = self.hub.unsubscribe(*link) {
                 self.conns[moved.conn as usize].links[moved.link as usize].pos = moved.pos;

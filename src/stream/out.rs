@@ -59,6 +59,23 @@ impl Out {
         }
     }
 
+    /// Puts `frames` ahead of everything queued (nothing of this queue has been written:
+    /// the connection was held).
+    pub fn prepend(&mut self, frames: Vec<Bytes>) {
+        let mut q = Box::<Queue>::default();
+        q.frames.extend(frames);
+        match std::mem::take(self) {
+            Out::Empty => {}
+            Out::One(frame) => q.frames.push_back(frame),
+            Out::Many(rest) => q.frames.extend(rest.frames),
+        }
+        *self = match q.frames.len() {
+            0 => Out::Empty,
+            1 => Out::One(q.frames.pop_front().expect("one frame")),
+            _ => Out::Many(q),
+        };
+    }
+
     /// The iovecs for the next write: every queued frame, up to `MAX_IOV`. The memory they
     /// point to stays valid until [`Out::consume`] (the frames are not dropped before), and
     /// for several frames the array itself stays put (it lives in the boxed queue).

@@ -2,6 +2,7 @@
 //! chosen by the kernel, raw HTTP over `std::net`, and a spec-following SSE reader.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod sse;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -77,6 +78,19 @@ impl Server {
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill on the pid of a child we started and have not reaped.
         unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Stops the process (SIGSTOP) and waits until the kernel reports it stopped, so
+    /// nothing of it runs after this returns.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.child.id());
+        eventually("the process to stop", || {
+            std::fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+                .unwrap_or(false)
+        });
     }
 
     /// Waits for the process to exit, up to `limit`.

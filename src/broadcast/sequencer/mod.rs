@@ -39,6 +39,9 @@ pub struct Replay {
     pub frames: Vec<Bytes>,
     /// The last id issued when the replay was taken: live events start after it.
     pub upto: u64,
+    /// Cluster mode, when local history does not reach back: the id to fetch the events
+    /// after (up to `upto`) from the shared stream, which then decides about gaps.
+    pub remote: Option<u64>,
 }
 
 pub struct Sequencer {
@@ -50,6 +53,9 @@ pub struct Sequencer {
     first_id: u64,
     clock: Instant,
     bounds: Bounds,
+    /// Cluster mode: ids come from the shared stream (see `ordered`), and a topic keeps
+    /// history only while it has local subscribers.
+    clustered: bool,
 }
 
 struct State {
@@ -57,6 +63,8 @@ struct State {
     topics: FxHashMap<Arc<str>, History>,
     /// The highest trim point of any topic forgotten to respect `MAX_IDLE_TOPICS`.
     forgotten_upto: u64,
+    /// Cluster mode: local subscriber connections per topic.
+    watched: FxHashMap<Arc<str>, u32>,
 }
 
 impl Sequencer {
@@ -79,12 +87,14 @@ impl Sequencer {
                 next_id: first_id,
                 topics: FxHashMap::default(),
                 forgotten_upto: 0,
+                watched: FxHashMap::default(),
             }),
             inboxes,
             last_id: AtomicU64::new(first_id - 1),
             first_id,
             clock: Instant::now(),
             bounds,
+            clustered: false,
         }
     }
 
@@ -121,6 +131,7 @@ impl Sequencer {
         let batch = Arc::new(Batch {
             events: batch,
             published_at,
+            notice: None,
         });
         for inbox in self.inboxes.iter() {
             inbox.push(batch.clone());
@@ -145,6 +156,9 @@ impl Sequencer {
     /// and replays everything retained.
     pub fn resume(&self, topics: &[&str], last_event_id: &[u8]) -> Replay {
         let mut state = self.lock();
+        if self.clustered {
+            return self.resume_clustered(&mut state, topics, parse_id(last_event_id));
+        }
         let upto = state.next_id - 1;
         let parsed = parse_id(last_event_id).filter(|&id| id <= upto);
         let after = parsed.unwrap_or(0);
@@ -172,6 +186,7 @@ impl Sequencer {
             gap: lost.then_some(oldest),
             frames: frames.into_iter().map(|(_, frame)| frame).collect(),
             upto,
+            remote: None,
         }
     }
 
@@ -261,122 +276,7 @@ fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    const BOUNDS: Bounds = Bounds {
-        count: 3,
-        bytes: 1 << 20,
-        ttl_ms: 3_600_000,
-    };
-
-    fn seq(workers: usize) -> (Sequencer, Vec<Arc<Inbox>>) {
-        let inboxes: Vec<Arc<Inbox>> = (0..workers).map(|_| Arc::new(Inbox::default())).collect();
-        (
-            Sequencer::starting_at(inboxes.clone().into(), BOUNDS, 100),
-            inboxes,
-        )
-    }
-
-    fn publish(s: &Sequencer, topics: &[&str], data: &str) -> u64 {
-        let topics = topics.iter().copied().collect();
-        s.publish(vec![NewEvent {
-            topics,
-            draft: Draft::new(None, data.as_bytes()),
-        }])
-    }
-
-    fn replayed(r: &Replay) -> Vec<String> {
-        r.frames
-            .iter()
-            .map(|f| String::from_utf8(f.to_vec()).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn ids_are_consecutive_and_every_inbox_sees_the_same_order() {
-        let (s, inboxes) = seq(2);
-        assert_eq!(publish(&s, &["a"], "1"), 100);
-        assert_eq!(publish(&s, &["b"], "2"), 101);
-        assert_eq!(s.last_id(), 101);
-        for inbox in &inboxes {
-            let ids: Vec<u64> = std::iter::from_fn(|| inbox.pop())
-                .flat_map(|b| b.events.iter().map(|e| e.id).collect::<Vec<_>>())
-                .collect();
-            assert_eq!(ids, [100, 101]);
-        }
-    }
-
-    #[test]
-    fn resume_replays_after_the_id_across_topics_once() {
-        let (s, _) = seq(1);
-        publish(&s, &["a"], "x");
-        publish(&s, &["a", "b"], "y");
-        publish(&s, &["b"], "z");
-        let r = s.resume(&["a", "b"], b"100");
-        assert_eq!(r.gap, None);
-        assert_eq!(
-            replayed(&r),
-            ["id: 101\ndata: y\n\n", "id: 102\ndata: z\n\n"]
-        );
-        assert_eq!(r.upto, 102);
-    }
-
-    #[test]
-    fn resume_reports_a_gap_when_history_was_trimmed() {
-        let (s, _) = seq(1);
-        for i in 0..5 {
-            publish(&s, &["a"], &i.to_string());
-        }
-        let r = s.resume(&["a"], b"100");
-        assert_eq!(r.gap, Some(Some(102)));
-        assert_eq!(r.frames.len(), 3);
-        assert_eq!(
-            s.resume(&["a"], b"101").gap,
-            None,
-            "101 is the trim point itself"
-        );
-    }
-
-    #[test]
-    fn ids_this_server_could_not_have_issued_are_gaps() {
-        let (s, _) = seq(1);
-        publish(&s, &["a"], "x");
-        for bad in [
-            &b"abc"[..],
-            b"-1",
-            b"+100",
-            b"99999999999999999999999",
-            b"101",
-            b" 100",
-            b"98",
-        ] {
-            let r = s.resume(&["a"], bad);
-            assert_eq!(
-                r.gap,
-                Some(Some(100)),
-                "id {:?}",
-                String::from_utf8_lossy(bad)
-            );
-            assert_eq!(
-                r.frames.len(),
-                1,
-                "everything retained is replayed after a gap"
-            );
-        }
-        assert_eq!(
-            s.resume(&["a"], b"99").gap,
-            None,
-            "the id just before the first is exact"
-        );
-    }
-
-    #[test]
-    fn parse_id_is_strict_decimal() {
-        assert_eq!(parse_id(b"0"), Some(0));
-        assert_eq!(parse_id(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_id(b"18446744073709551616"), None);
-        assert_eq!(parse_id(b""), None);
-        assert_eq!(parse_id(b"1e3"), None);
-    }
-}
+mod ordered;
+pub use ordered::Stamped;

@@ -1,0 +1,119 @@
+//! Table tests of the sequencer: ids, order, resume and gaps.
+
+use super::*;
+
+const BOUNDS: Bounds = Bounds {
+    count: 3,
+    bytes: 1 << 20,
+    ttl_ms: 3_600_000,
+};
+
+fn seq(workers: usize) -> (Sequencer, Vec<Arc<Inbox>>) {
+    let inboxes: Vec<Arc<Inbox>> = (0..workers).map(|_| Arc::new(Inbox::default())).collect();
+    (
+        Sequencer::starting_at(inboxes.clone().into(), BOUNDS, 100),
+        inboxes,
+    )
+}
+
+fn publish(s: &Sequencer, topics: &[&str], data: &str) -> u64 {
+    let topics = topics.iter().copied().collect();
+    s.publish(vec![NewEvent {
+        topics,
+        draft: Draft::new(None, data.as_bytes()),
+    }])
+}
+
+fn replayed(r: &Replay) -> Vec<String> {
+    r.frames
+        .iter()
+        .map(|f| String::from_utf8(f.to_vec()).unwrap())
+        .collect()
+}
+
+#[test]
+fn ids_are_consecutive_and_every_inbox_sees_the_same_order() {
+    let (s, inboxes) = seq(2);
+    assert_eq!(publish(&s, &["a"], "1"), 100);
+    assert_eq!(publish(&s, &["b"], "2"), 101);
+    assert_eq!(s.last_id(), 101);
+    for inbox in &inboxes {
+        let ids: Vec<u64> = std::iter::from_fn(|| inbox.pop())
+            .flat_map(|b| b.events.iter().map(|e| e.id).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(ids, [100, 101]);
+    }
+}
+
+#[test]
+fn resume_replays_after_the_id_across_topics_once() {
+    let (s, _) = seq(1);
+    publish(&s, &["a"], "x");
+    publish(&s, &["a", "b"], "y");
+    publish(&s, &["b"], "z");
+    let r = s.resume(&["a", "b"], b"100");
+    assert_eq!(r.gap, None);
+    assert_eq!(
+        replayed(&r),
+        ["id: 101\ndata: y\n\n", "id: 102\ndata: z\n\n"]
+    );
+    assert_eq!(r.upto, 102);
+}
+
+#[test]
+fn resume_reports_a_gap_when_history_was_trimmed() {
+    let (s, _) = seq(1);
+    for i in 0..5 {
+        publish(&s, &["a"], &i.to_string());
+    }
+    let r = s.resume(&["a"], b"100");
+    assert_eq!(r.gap, Some(Some(102)));
+    assert_eq!(r.frames.len(), 3);
+    assert_eq!(
+        s.resume(&["a"], b"101").gap,
+        None,
+        "101 is the trim point itself"
+    );
+}
+
+#[test]
+fn ids_this_server_could_not_have_issued_are_gaps() {
+    let (s, _) = seq(1);
+    publish(&s, &["a"], "x");
+    for bad in [
+        &b"abc"[..],
+        b"-1",
+        b"+100",
+        b"99999999999999999999999",
+        b"101",
+        b" 100",
+        b"98",
+    ] {
+        let r = s.resume(&["a"], bad);
+        assert_eq!(
+            r.gap,
+            Some(Some(100)),
+            "id {:?}",
+            String::from_utf8_lossy(bad)
+        );
+        assert_eq!(
+            r.frames.len(),
+            1,
+            "everything retained is replayed after a gap"
+        );
+    }
+    assert_eq!(
+        s.resume(&["a"], b"99").gap,
+        None,
+        "the id just before the first is exact"
+    );
+}
+
+#[test]
+fn parse_id_is_strict_decimal() {
+    assert_eq!(parse_id(b"0"), Some(0));
+    assert_eq!(parse_id(b"18446744073709551615"), Some(u64::MAX));
+    assert_eq!(parse_id(b"18446744073709551616"), None);
+    assert_eq!(parse_id(b""), None);
+    assert_eq!(parse_id(b"1e3"), None);
+}

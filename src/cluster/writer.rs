@@ -1,0 +1,182 @@
+//! The thread that writes to Redis for the workers: publishes (one `MULTI`/`EXEC` of
+//! `XADD`s per request, so a batch is all or nothing) and the range reads of resumes
+//! that reach back past a process's own history.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::streams::StreamRangeReply;
+use redis::{Connection, RedisResult};
+
+use super::{ids, Fetched, Request, Settings, Stats, WireEvent};
+
+/// How long a connect, or one command, may take before the request is refused (a
+/// publisher would rather get a 503 at once than wait on a dead server).
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// Entries read per `XRANGE` page while collecting a resume.
+const PAGE: usize = 5_000;
+/// Entries a single resume may scan in the shared stream (it holds every topic).
+const MAX_SCAN: usize = 500_000;
+
+pub struct Writer {
+    client: redis::Client,
+    settings: Settings,
+    stats: Arc<Stats>,
+    /// The connection, and the reader's reconnect count when it was made: once the reader
+    /// has had to reconnect (Redis went away), this one is presumed dead too.
+    con: Option<(Connection, u64)>,
+}
+
+impl Writer {
+    pub fn new(client: redis::Client, settings: Settings, stats: Arc<Stats>) -> Writer {
+        Writer {
+            client,
+            settings,
+            stats,
+            con: None,
+        }
+    }
+
+    /// Serves requests until the process ends.
+    pub fn serve(mut self, incoming: flume::Receiver<Request>) {
+        while let Ok(request) = incoming.recv() {
+            match request {
+                Request::Publish { events, reply } => {
+                    let settings = self.settings.clone();
+                    let _ = reply.send(self.with(|con| publish(con, &settings, &events)));
+                }
+                Request::Fetch {
+                    after,
+                    upto,
+                    topics,
+                    reply,
+                } => {
+                    let settings = self.settings.clone();
+                    let _ =
+                        reply.send(self.with(|con| fetch(con, &settings, after, upto, &topics)));
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the connection, connecting first if needed; a failure drops the
+    /// connection so the next request reconnects.
+    fn with<T>(&mut self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T, String> {
+        let epoch = self.stats.reconnects.load(Ordering::Acquire);
+        if self.con.as_ref().is_none_or(|(_, made)| *made != epoch) {
+            let con = connect(&self.client).map_err(|e| self.failed(e))?;
+            self.con = Some((con, epoch));
+        }
+        let (con, _) = self.con.as_mut().expect("connected above");
+        f(con).map_err(|e| {
+            self.con = None;
+            self.failed(e)
+        })
+    }
+
+    fn failed(&self, e: redis::RedisError) -> String {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        log::debug!(error:% = e; "redis request failed");
+        format!("Redis unavailable: {e}")
+    }
+}
+
+pub fn connect(client: &redis::Client) -> RedisResult<Connection> {
+    let con = client.get_connection_with_timeout(TIMEOUT)?;
+    con.set_read_timeout(Some(TIMEOUT))?;
+    con.set_write_timeout(Some(TIMEOUT))?;
+    Ok(con)
+}
+
+fn publish(
+    con: &mut Connection,
+    settings: &Settings,
+    events: &[WireEvent],
+) -> RedisResult<Vec<u64>> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for e in events {
+        let cmd = pipe
+            .cmd("XADD")
+            .arg(&settings.stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(settings.retention)
+            .arg("*");
+        cmd.arg("t").arg(e.topics.join(","));
+        if let Some(name) = &e.event {
+            cmd.arg("e").arg(name);
+        }
+        cmd.arg("d").arg(&e.data);
+    }
+    let stream_ids: Vec<String> = pipe.query(con)?;
+    stream_ids
+        .iter()
+        .map(|id| ids::from_stream(id))
+        .collect::<Option<Vec<u64>>>()
+        .ok_or_else(|| {
+            (
+                redis::ErrorKind::Client,
+                "stream id beyond what ringcast can number",
+            )
+                .into()
+        })
+}
+
+/// The entries of `topics` in (`after`, `upto`], and whether `after` is still there.
+fn fetch(
+    con: &mut Connection,
+    settings: &Settings,
+    after: u64,
+    upto: u64,
+    topics: &[String],
+) -> RedisResult<Fetched> {
+    let key = &settings.stream;
+    let at = ids::to_stream(after);
+    let here: StreamRangeReply = redis::cmd("XRANGE").arg(key).arg(&at).arg(&at).query(con)?;
+    let first: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query(con)?;
+    let mut fetched = Fetched {
+        contiguous: !here.ids.is_empty(),
+        oldest: first.ids.first().and_then(|e| ids::from_stream(&e.id)),
+        events: Vec::new(),
+    };
+    let end = ids::to_stream(upto);
+    let mut start = format!("({at}");
+    let mut scanned = 0;
+    while scanned < MAX_SCAN {
+        let page: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(&start)
+            .arg(&end)
+            .arg("COUNT")
+            .arg(PAGE)
+            .query(con)?;
+        let Some(last) = page.ids.last() else { break };
+        start = format!("({}", last.id);
+        scanned += page.ids.len();
+        for entry in &page.ids {
+            let Some((id, event)) = super::reader::decode(entry, settings.max_event_bytes) else {
+                continue;
+            };
+            if event.topics.iter().any(|t| topics.contains(t)) {
+                fetched.events.push((id, event.event, event.data));
+            }
+        }
+        if page.ids.len() < PAGE {
+            break;
+        }
+    }
+    if scanned >= MAX_SCAN {
+        // The resume reaches back further than one request may read: report a gap and
+        // serve what was read.
+        fetched.contiguous = false;
+    }
+    Ok(fetched)
+}
