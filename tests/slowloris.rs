@@ -187,6 +187,43 @@ fn ten_thousand_slowloris_connections_get_408_and_the_server_keeps_serving() {
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
 
+/// A trickling connection: when it started, how far it got, what it received.
+struct Trickle {
+    stream: TcpStream,
+    connecting: Instant,
+    trickled: usize,
+    got: Vec<u8>,
+    closed: Option<Instant>,
+}
+
+impl Trickle {
+    /// Sends the next byte if one is due (one every 500 ms), then reads what is there.
+    fn step(&mut self, bytes: &[u8]) {
+        let due = self.connecting.elapsed().as_millis() / 500 + 1;
+        if (self.trickled as u128) < due && self.trickled < bytes.len() {
+            // The server may have closed already; its answer is what matters.
+            if self
+                .stream
+                .write(&bytes[self.trickled..=self.trickled])
+                .is_ok()
+            {
+                self.trickled += 1;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(n) if n > 0 => self.got.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                _ => {
+                    self.closed = Some(Instant::now());
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// A classic slowloris: a request line, then one byte of a header every 500 ms. The
 /// bytes keep coming, but the deadline is the handshake's, not "since the last byte".
 #[test]
@@ -194,48 +231,37 @@ fn a_trickle_of_one_byte_every_500ms_does_not_extend_the_deadline() {
     const N: usize = 20;
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start(&["--workers", "2", "--handshake-timeout", "2s"]);
-    let trickle = b"Host: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    let mut conns: Vec<(TcpStream, Instant, usize, Vec<u8>, Option<Instant>)> = (0..N)
+    let bytes = b"Host: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut conns: Vec<Trickle> = (0..N)
         .map(|_| {
             let connecting = Instant::now();
-            let mut s = TcpStream::connect(server.addr).unwrap();
-            s.write_all(b"GET /events?topic=slow HTTP/1.1\r\n").unwrap();
-            s.set_nonblocking(true).unwrap();
-            (s, connecting, 0, Vec::new(), None)
+            let mut stream = TcpStream::connect(server.addr).unwrap();
+            stream
+                .write_all(b"GET /events?topic=slow HTTP/1.1\r\n")
+                .unwrap();
+            stream.set_nonblocking(true).unwrap();
+            Trickle {
+                stream,
+                connecting,
+                trickled: 0,
+                got: Vec::new(),
+                closed: None,
+            }
         })
         .collect();
     let limit = Instant::now() + Duration::from_secs(20);
-    let mut chunk = [0u8; 4096];
-    while conns.iter().any(|c| c.4.is_none()) && Instant::now() < limit {
-        for (s, connecting, trickled, got, closed) in conns.iter_mut().filter(|c| c.4.is_none()) {
-            let due = connecting.elapsed().as_millis() / 500 + 1;
-            if (*trickled as u128) < due && *trickled < trickle.len() {
-                // The server may have closed already; its answer is what matters.
-                if s.write(&trickle[*trickled..*trickled + 1]).is_ok() {
-                    *trickled += 1;
-                }
-            }
-            loop {
-                match s.read(&mut chunk) {
-                    Ok(0) => {
-                        *closed = Some(Instant::now());
-                        break;
-                    }
-                    Ok(n) => got.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        *closed = Some(Instant::now());
-                        break;
-                    }
-                }
-            }
+    while conns.iter().any(|c| c.closed.is_none()) && Instant::now() < limit {
+        for c in conns.iter_mut().filter(|c| c.closed.is_none()) {
+            c.step(bytes);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    for (_, connecting, trickled, got, closed) in &conns {
-        let text = String::from_utf8_lossy(got);
-        let closed = closed.expect("the server closed the trickling connection");
-        let took = closed - *connecting;
+    for c in &conns {
+        let text = String::from_utf8_lossy(&c.got);
+        let closed = c
+            .closed
+            .expect("the server closed the trickling connection");
+        let took = closed - c.connecting;
         assert!(text.starts_with("HTTP/1.1 408 "), "{text:?}");
         assert!(took + EARLY >= TIMEOUT, "too early: {took:?}");
         assert!(
@@ -243,8 +269,9 @@ fn a_trickle_of_one_byte_every_500ms_does_not_extend_the_deadline() {
             "the trickle extended it: {took:?}"
         );
         assert!(
-            *trickled >= 4,
-            "bytes trickled before the deadline: {trickled}"
+            c.trickled >= 4,
+            "bytes trickled before the deadline: {}",
+            c.trickled
         );
     }
     common::eventually("counted as timed out", || {
