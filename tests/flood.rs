@@ -1,6 +1,7 @@
 //! Publish floods from one connection (issue 7): twenty thousand pipelined publishes
-//! answered in order and delivered once each, and a flood whose sender never reads its
-//! answers, which must not make the server buffer without bound or stop serving others.
+//! answered in order and delivered once each; a flood whose sender never reads its
+//! answers, which must not make the server buffer without bound or stop serving others;
+//! and bursts whose sender pauses before reading, which must still get every answer.
 
 mod common;
 mod hostile_kit;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{id_of, Server};
 use hostile_kit::{parse_responses, round_trip, rss_kib, watch};
 
-/// The two tests each start a server and load the machine; one at a time.
+/// The tests each start a server and load the machine; one at a time.
 static HEAVY: Mutex<()> = Mutex::new(());
 
 fn publish_request(topic: &str, data: &str) -> String {
@@ -197,4 +198,125 @@ fn a_flood_that_never_reads_its_answers_is_bounded_and_others_are_served() {
         server.metric("ringcast_connections") == 1
     });
     assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+/// Pipelines `requests` on a connection with a small receive window, waits until the
+/// server has stopped making progress on it (`progress` stalls: it is blocked writing
+/// answers nobody reads) and then `linger` more, and only then reads every answer.
+/// Returns the statuses and how the connection ended.
+fn pause_then_read(
+    server: &Server,
+    requests: Vec<u8>,
+    n: usize,
+    progress: impl Fn() -> u64,
+    linger: Duration,
+) -> (Vec<u16>, &'static str) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut conn: TcpStream = socket.into();
+    let mut writer_conn = conn.try_clone().unwrap();
+    let writer = std::thread::spawn(move || writer_conn.write_all(&requests));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = progress();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = progress();
+        if now == last {
+            break;
+        }
+        last = now;
+        assert!(
+            Instant::now() < deadline,
+            "the server never stalled on the unread answers"
+        );
+    }
+    std::thread::sleep(linger);
+
+    let mut statuses = Vec::new();
+    let (mut raw, mut chunk) = (Vec::new(), vec![0u8; 1 << 16]);
+    conn.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let end = loop {
+        match conn.read(&mut chunk) {
+            Ok(0) => break "a close",
+            Ok(k) => raw.extend_from_slice(&chunk[..k]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break "a reset",
+            Err(e) => panic!("reading the answers: {e}"),
+        }
+        let parsed = parse_responses(&raw, false).unwrap();
+        statuses.extend(parsed.responses.iter().map(|r| r.status));
+        raw.drain(..raw.len() - parsed.rest);
+        if statuses.len() >= n {
+            break "all answers";
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(60),
+            "answers stopped coming"
+        );
+    };
+    let _ = writer.join().unwrap();
+    (statuses, end)
+}
+
+/// A client that pipelines a burst of requests and pauses before reading the answers
+/// (a GC pause, a busy event loop) has sent every request in time: the keep-alive and
+/// handshake timeouts have nothing to say about it, and every request is answered. The
+/// server stalls on writing to it meanwhile, which is the server waiting, not the client.
+#[test]
+fn a_client_that_pauses_before_reading_gets_every_answer() {
+    const N: usize = 2000;
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&["--workers", "2", "--keepalive-timeout", "500ms"]);
+    // About 4 KiB each: 8 MB of answers, more than the kernel buffers between us.
+    let requests = "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n"
+        .repeat(N)
+        .into_bytes();
+    // Each probe is itself a 200, counted once it has been answered.
+    let probes = std::cell::Cell::new(0);
+    let served = || {
+        let all = server.metric("ringcast_requests_total{status=\"200\"}");
+        probes.set(probes.get() + 1);
+        all - (probes.get() - 1)
+    };
+    let (statuses, end) = pause_then_read(&server, requests, N, served, Duration::from_secs(1));
+    let ok = statuses.iter().take_while(|&&s| s == 200).count();
+    assert!(
+        ok == N,
+        "{ok} of {N} answered 200, then {:?} and {end}",
+        &statuses[ok..statuses.len().min(ok + 3)]
+    );
+}
+
+/// The same for publishes: every one is answered 202, so that the publisher knows what
+/// was published. (Lost answers mean events published that the publisher will retry.)
+#[test]
+fn a_publisher_that_pauses_before_reading_gets_every_answer() {
+    const N: usize = 80_000;
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&[
+        "--workers",
+        "2",
+        "--handshake-timeout",
+        "500ms",
+        "--keepalive-timeout",
+        "5s",
+    ]);
+    let requests: String = (0..N).map(|_| publish_request("burst", "b")).collect();
+    let published = || hostile_kit::published(&server);
+    let (statuses, end) = pause_then_read(
+        &server,
+        requests.into_bytes(),
+        N,
+        published,
+        Duration::from_secs(1),
+    );
+    let ok = statuses.iter().take_while(|&&s| s == 202).count();
+    let published = hostile_kit::published(&server);
+    assert!(
+        ok == N,
+        "{ok} of {N} publishes answered 202, then {:?} and {end}; the server published \
+         {published} events, {} of them without the publisher ever learning it",
+        &statuses[ok..statuses.len().min(ok + 3)],
+        published.saturating_sub(ok as u64)
+    );
 }
