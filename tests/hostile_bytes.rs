@@ -308,3 +308,40 @@ fn a_head_bad_from_its_first_bytes_is_refused_without_waiting_for_its_end() {
     }
     assert!(late.is_empty(), "not refused at once:\n{}", late.join("\n"));
 }
+
+/// A resume id is echoed back in the `gap` event: whatever bytes it holds (quotes,
+/// backslashes, obs-text, and — through the query's percent-decoding — CR, LF and NUL)
+/// must not break out of that one event or its JSON, so a client cannot be fed a forged
+/// event, id or retry through it.
+#[test]
+fn a_hostile_resume_id_cannot_inject_into_the_stream() {
+    let server = Server::start(&["--workers", "1"]);
+    let forged =
+        "1%0D%0A%0Adata:%20forged%0Aid:%20999999999999999999%0Aretry:%201%0A%0Aevent:%20x%00";
+    let cases: [(&str, &[(&str, &str)]); 3] = [
+        (&*format!("topic=inj0&last_event_id={forged}"), &[]),
+        (
+            "topic=inj1",
+            &[("Last-Event-ID", "\"},\"oldest_id\":\"0\\\"x")],
+        ),
+        ("topic=inj2", &[("Last-Event-ID", "caf\u{e9} \t\"\\")]),
+    ];
+    // Each case on its own topic, so that no replay comes between the gap and the event.
+    for (i, (query, headers)) in cases.into_iter().enumerate() {
+        let mut sub = common::Sse::open(server.addr, query, headers);
+        assert_eq!(sub.status(), 200);
+        let gap = sub.next();
+        assert_eq!(gap.event, "gap", "{query} {headers:?}");
+        let json: serde_json::Value = serde_json::from_str(&gap.data)
+            .unwrap_or_else(|e| panic!("gap data is not JSON ({e}): {:?}", gap.data));
+        assert!(json["last_event_id"].is_string(), "{json}");
+        assert_eq!(json.as_object().map(|o| o.len()), Some(2), "{json}");
+        assert_eq!(gap.id, "", "no id was set by the echo");
+        assert_eq!(sub.retry, Some(3000), "no retry was set by the echo");
+        let (status, body) = server.publish(&format!("topic=inj{i}"), b"real");
+        assert_eq!(status, 202);
+        let ev = sub.next();
+        assert_eq!((ev.event.as_str(), ev.data.as_str()), ("message", "real"));
+        assert_eq!(ev.id, common::id_of(&body).to_string());
+    }
+}

@@ -38,7 +38,7 @@ pub fn assert_silent(sub: &mut Sse, quiet: Duration, what: &str) {
 /// connection closed by the server, and a well-framed short body. Returns the raw answer.
 pub fn refused(server: &Server, request: &[u8], status: u16) -> String {
     let raw = common::exchange(server.addr, request);
-    let shown = String::from_utf8_lossy(request);
+    let shown = shorten(request);
     let (head, body) = raw
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("request {shown:?}: no response head in {raw:?}"));
@@ -58,6 +58,24 @@ pub fn refused(server: &Server, request: &[u8], status: u16) -> String {
         "request {shown:?}: one answer only: {raw:?}"
     );
     raw
+}
+
+/// A request as text for a failure message, its middle elided when it is long.
+pub fn shorten(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.chars().count() <= 300 {
+        return text.into_owned();
+    }
+    let head: String = text.chars().take(200).collect();
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(80)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{head}…({} bytes)…{tail}", bytes.len())
 }
 
 /// One parsed response.
@@ -202,12 +220,6 @@ fn check_partial_head(bytes: &[u8]) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Writes `bytes` and keeps going on errors' absence only: a server that refused early may
-/// have closed, which is not the test's concern here. Returns whether all was written.
-pub fn write_lenient(stream: &mut TcpStream, bytes: &[u8]) -> bool {
-    stream.write_all(bytes).is_ok()
 }
 
 /// Reads until EOF or reset, failing the test if `limit` passes first. Returns the bytes
