@@ -3,7 +3,7 @@
 //! addresses, and a minimal epoll loop for holding thousands of connections at once.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
