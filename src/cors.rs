@@ -54,10 +54,7 @@ impl Cors {
             return Some("*".into());
         }
         let lower = origin.to_ascii_lowercase();
-        self.origins
-            .iter()
-            .any(|o| *o == lower)
-            .then(|| origin.to_owned())
+        self.origins.contains(&lower).then(|| origin.to_owned())
     }
 
     /// Adds the headers of an actual (non-preflight) response for an allowed origin.

@@ -248,6 +248,7 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
             clock: Clock::new(shared.config.tick),
             dirty: std::collections::VecDeque::new(),
             evict: Vec::new(),
+            chatter: Default::default(),
             turn_batches: Vec::new(),
             completions: Vec::new(),
             next_gen: 0,

@@ -37,6 +37,8 @@ pub struct Worker {
     pub clock: Clock,
     /// Connections with frames queued since the last flush.
     pub dirty: VecDeque<u32>,
+    /// Bytes each subscriber that sent anything has sent (it should send nothing).
+    pub chatter: rustc_hash::FxHashMap<u32, usize>,
     /// Subscribers found over their queue bound during a fan-out.
     pub evict: Vec<u32>,
     /// When each batch fanned out this turn was published (for the latency metric).

@@ -152,7 +152,10 @@ fn restart_redis_with_unread_entries(persistent: bool) -> (Vec<Event>, u64) {
     a.signal(libc::SIGCONT);
     b.signal(libc::SIGCONT);
     common::eventually("reconnected", || {
-        a.metric("ringcast_cluster_up") == 1 && b.metric("ringcast_cluster_up") == 1
+        [&a, &b].iter().all(|n| {
+            n.metric("ringcast_cluster_reconnects_total") >= 1
+                && n.metric("ringcast_cluster_up") == 1
+        })
     });
     let after = id_of(&a.publish("topic=o", b"after").1);
     let mut got = Vec::new();

@@ -53,14 +53,10 @@ fn a_quiet_stream_gets_heartbeats_and_a_busy_one_does_not() {
 
 #[test]
 fn a_reader_that_stops_is_evicted_while_the_others_keep_everything() {
-    let server = Server::start(&[
-        "--workers",
-        "1",
-        "--max-queued-frames",
-        "64",
-        "--sndbuf",
-        "4KiB",
-    ]);
+    // The reading client has room to lag on a loaded test machine (a 256 KiB kernel send
+    // buffer, then 512 queued frames of 1 KiB); the stopped one, whose receive window is
+    // 4 KiB, passes that long before the 2,000th event (2 MB).
+    let server = Server::start(&["--workers", "1", "--max-queued-frames", "512"]);
     // The slow client reads its head and then never again, with a tiny receive buffer.
     let slow = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     slow.set_recv_buffer_size(4096).unwrap();

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::streams::StreamRangeReply;
 use redis::{Connection, RedisResult};
@@ -14,6 +14,8 @@ use super::{ids, Fetched, Request, Settings, Stats, WireEvent};
 /// How long a connect, or one command, may take before the request is refused (a
 /// publisher would rather get a 503 at once than wait on a dead server).
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// A connection unused this long is PINGed before its next request.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
 /// Entries read per `XRANGE` page while collecting a resume.
 const PAGE: usize = 5_000;
 /// Entries a single resume may scan in the shared stream (it holds every topic).
@@ -26,6 +28,10 @@ pub struct Writer {
     /// The connection, and the reader's reconnect count when it was made: once the reader
     /// has had to reconnect (Redis went away), this one is presumed dead too.
     con: Option<(Connection, u64)>,
+    /// When the connection was last used: one idle for a while is checked with a PING
+    /// first (Redis may have restarted meanwhile), so that a publish is never sent down a
+    /// dead connection and left in doubt.
+    used: Instant,
 }
 
 impl Writer {
@@ -35,6 +41,7 @@ impl Writer {
             settings,
             stats,
             con: None,
+            used: Instant::now(),
         }
     }
 
@@ -64,7 +71,15 @@ impl Writer {
     /// connection so the next request reconnects.
     fn with<T>(&mut self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T, String> {
         let epoch = self.stats.reconnects.load(Ordering::Acquire);
-        if self.con.as_ref().is_none_or(|(_, made)| *made != epoch) {
+        let idle = self.used.elapsed() > IDLE_CHECK;
+        self.used = Instant::now();
+        let alive = match &mut self.con {
+            Some((con, made)) if *made == epoch => {
+                !idle || redis::cmd("PING").query::<String>(con).is_ok()
+            }
+            _ => false,
+        };
+        if !alive {
             let con = connect(&self.client).map_err(|e| self.failed(e))?;
             self.con = Some((con, epoch));
         }

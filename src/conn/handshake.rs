@@ -18,7 +18,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use super::publish::{self, Refusal, Target};
-use super::route::{route, Framing, Route};
+use super::route::{self, route, Framing, Route};
 use super::subscribe::Subscribe;
 use super::{flags, CloseReason};
 use crate::http::body::ChunkedDecoder;
@@ -127,7 +127,12 @@ impl Http {
             };
             self.served += 1;
             if self.answer(answer).await.is_err() {
-                return End::Quiet(CloseReason::Peer);
+                let slow = self.timed_out();
+                return End::Quiet(if slow {
+                    CloseReason::Slow
+                } else {
+                    CloseReason::Peer
+                });
             }
             if self.shared.is_draining() {
                 return End::Quiet(CloseReason::Shutdown);
@@ -146,6 +151,8 @@ impl Http {
         if sent == bytes.len() {
             return Ok(());
         }
+        // The client is not taking it all now: bound the wait by the write timeout.
+        self.worker.borrow_mut().set_answer_deadline(self.key);
         bytes.drain(..sent);
         self.stream.write_all(bytes).await.0.map(drop)
     }
@@ -154,12 +161,16 @@ impl Http {
     async fn read_head(&mut self) -> Result<usize, End> {
         let max = self.shared.config.max_head_bytes;
         let mut scanned = 0;
+        let limits = route::limits(&self.shared.config);
         loop {
             if let Some(end) = parse::find_head_end(&self.buf, scanned) {
-                if self.timed_out() {
-                    return Err(self.refuse(408, "request head not complete in time".into()));
-                }
+                // Complete, even if the timer fired just after the last bytes came in.
                 return Ok(end);
+            }
+            // Not complete yet: a head that is already wrong is refused now, not when its
+            // end arrives (which it may never do).
+            if let Err(e) = parse::parse(&self.buf, &limits) {
+                return Err(self.refuse(e.status(), e.reason().into()));
             }
             if self.buf.len() >= max {
                 return Err(if self.buf.contains(&b'\n') {
@@ -309,7 +320,9 @@ impl Http {
             Ok(0) if self.timed_out() => {
                 Err(self.refuse(408, "request body not complete in time".into()))
             }
-            Ok(0) | Err(_) => Err(End::Quiet(CloseReason::Peer)),
+            // The client half-closed mid-body: it may still read why.
+            Ok(0) => Err(self.refuse(400, "request body ended early".into())),
+            Err(_) => Err(End::Quiet(CloseReason::Peer)),
             Ok(_) => Ok(()),
         }
     }
@@ -376,8 +389,7 @@ impl Http {
     }
 
     async fn answer_and_linger(mut self, bytes: Vec<u8>, reason: CloseReason) {
-        let (res, _) = self.stream.write_all(bytes).await;
-        if res.is_ok() {
+        if self.answer(bytes).await.is_ok() {
             sys::shutdown(self.stream.as_raw_fd(), sys::Shut::Write);
             self.worker
                 .borrow_mut()

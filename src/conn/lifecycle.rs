@@ -66,7 +66,21 @@ impl Worker {
     /// Gives a request-phase connection `timeout` to deliver its next request (head and
     /// body); past it the task's read is interrupted and the connection answered 408.
     pub fn set_request_deadline(&mut self, key: u32, timeout: std::time::Duration) {
-        let deadline = self.clock.now() + self.clock.ticks(timeout).max(1);
+        self.conns[key as usize].clear(flags::TIMED_OUT | flags::ANSWERING);
+        self.arm_request_timer(key, timeout);
+    }
+
+    /// The task is about to write an answer: its timer now bounds that write by the write
+    /// timeout, and no longer the wait for the next request.
+    pub fn set_answer_deadline(&mut self, key: u32) {
+        self.conns[key as usize].set(flags::ANSWERING);
+        self.arm_request_timer(key, self.shared.config.write_timeout);
+    }
+
+    fn arm_request_timer(&mut self, key: u32, timeout: std::time::Duration) {
+        // The clock reads whole ticks rounded down; one more tick keeps the timer from
+        // firing before `timeout` has really passed.
+        let deadline = self.clock.now() + self.clock.ticks(timeout).max(1) + 1;
         self.wheel.insert(key, deadline);
         self.wake.kick_before(deadline);
     }
@@ -94,7 +108,14 @@ impl Worker {
         match conn.phase {
             Phase::Request => {
                 conn.set(flags::TIMED_OUT);
-                sys::shutdown(conn.fd, sys::Shut::Read);
+                // Waiting for a request: end the read with end-of-file. Writing an answer
+                // the client does not take: end the write too.
+                let how = if conn.has(flags::ANSWERING) {
+                    sys::Shut::Both
+                } else {
+                    sys::Shut::Read
+                };
+                sys::shutdown(conn.fd, how);
                 return;
             }
             Phase::Closing => return,

@@ -36,21 +36,24 @@ pub enum Phase {
 /// Bits of [`Conn::flags`].
 pub mod flags {
     /// A write is in the kernel.
-    pub const WRITING: u8 = 1 << 0;
+    pub const WRITING: u16 = 1 << 0;
     /// The peer-close watch is armed in the kernel (io_uring plane).
-    pub const WATCHING: u8 = 1 << 1;
+    pub const WATCHING: u16 = 1 << 1;
     /// On the worker's list of connections to write at the next flush.
-    pub const DIRTY: u8 = 1 << 2;
+    pub const DIRTY: u16 = 1 << 2;
     /// The last write hit a full socket (epoll plane): wait for writability.
-    pub const BLOCKED: u8 = 1 << 3;
+    pub const BLOCKED: u16 = 1 << 3;
     /// The request timer fired: the task's read was interrupted on purpose.
-    pub const TIMED_OUT: u8 = 1 << 4;
+    pub const TIMED_OUT: u16 = 1 << 4;
     /// Over its queue bound during a fan-out; closed as slow right after it.
-    pub const EVICT: u8 = 1 << 5;
+    pub const EVICT: u16 = 1 << 5;
     /// Waiting for its replay from the cluster: frames collect, nothing is written.
-    pub const HELD: u8 = 1 << 7;
+    pub const HELD: u16 = 1 << 7;
+    /// A request-phase connection's task is writing an answer: its timer bounds the write
+    /// (a client that does not read its answers), not the wait for a request.
+    pub const ANSWERING: u16 = 1 << 8;
     /// Follows `sys:stats`: its close lowers the count that keeps the stream going.
-    pub const STATS: u8 = 1 << 6;
+    pub const STATS: u16 = 1 << 6;
 }
 
 /// One connection's state: about 90 bytes for an idle subscriber.
@@ -60,7 +63,7 @@ pub struct Conn {
     /// kernel's completion tokens.
     pub gen: u32,
     pub phase: Phase,
-    pub flags: u8,
+    pub flags: u16,
     /// Tick of the last write started: a heartbeat is due `heartbeat` after it.
     pub last_write: u32,
     /// Tick since which queued frames have waited without the queue draining (0: none
@@ -96,15 +99,15 @@ impl Conn {
         }
     }
 
-    pub fn has(&self, flag: u8) -> bool {
+    pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }
 
-    pub fn set(&mut self, flag: u8) {
+    pub fn set(&mut self, flag: u16) {
         self.flags |= flag;
     }
 
-    pub fn clear(&mut self, flag: u8) {
+    pub fn clear(&mut self, flag: u16) {
         self.flags &= !flag;
     }
 

@@ -52,10 +52,7 @@ pub struct Routed {
 /// Parses a complete request head and decides what to do with it.
 pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> Routed {
     let cfg = &shared.config;
-    let limits = Limits::new()
-        .max_headers(cfg.max_headers)
-        .max_target(cfg.max_target_bytes);
-    let head = match parse::parse(head_bytes, &limits) {
+    let head = match parse::parse(head_bytes, &limits(cfg)) {
         Ok(Status::Complete(head)) => head,
         Ok(Status::Partial) => return refused(400, "malformed request head".into()),
         Err(e) => return refused(e.status(), e.reason().into()),
@@ -112,12 +109,28 @@ pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> Routed {
         },
         _ => Route::Refuse(404, "no such endpoint (try GET /events?topic=NAME)".into()),
     };
+    // Only a publish reads a body. Any other request that announces one is refused:
+    // left unread, the body would be taken for the next request (request smuggling).
+    let has_body = h.chunked || h.content_length.is_some_and(|n| n > 0);
+    let route = match route {
+        Route::Publish { .. } | Route::Refuse(..) => route,
+        Route::Answer { close: true, .. } => route,
+        _ if has_body => Route::Refuse(400, "a body is not allowed on this request".into()),
+        route => route,
+    };
     let keep_alive = keep_alive && !matches!(route, Route::Refuse(..));
     Routed {
         route,
         keep_alive,
         cors,
     }
+}
+
+/// The parser's limits from the configuration.
+pub fn limits(cfg: &crate::config::Config) -> Limits {
+    Limits::new()
+        .max_headers(cfg.max_headers)
+        .max_target(cfg.max_target_bytes)
 }
 
 fn refused(status: u16, why: String) -> Routed {

@@ -227,17 +227,23 @@ impl Worker {
             self.close(key, CloseReason::Peer);
             return;
         }
-        match sys::drain_readable(conn.fd) {
-            Readable::Closed => self.close(key, CloseReason::Peer),
-            Readable::Discarded(n) if n > MAX_DISCARD => self.close(key, CloseReason::Rejected),
-            Readable::Discarded(_) => {
-                let token = Token { key, gen: conn.gen };
-                if matches!(self.plane, Plane::Ring(_)) {
-                    conn.set(flags::WATCHING);
-                }
-                self.plane.watch(token, conn.fd);
-            }
+        let sent = match sys::drain_readable(conn.fd) {
+            Readable::Closed => return self.close(key, CloseReason::Peer),
+            Readable::Discarded(n) => n,
+        };
+        // A subscriber has nothing to say; what it sends anyway is counted across
+        // wake-ups, and past the budget it is closed. Only talkers get an entry.
+        let total = self.chatter.entry(key).or_default();
+        *total += sent;
+        if *total > MAX_DISCARD {
+            return self.close(key, CloseReason::Rejected);
         }
+        let conn = &mut self.conns[key as usize];
+        let token = Token { key, gen: conn.gen };
+        if matches!(self.plane, Plane::Ring(_)) {
+            conn.set(flags::WATCHING);
+        }
+        self.plane.watch(token, conn.fd);
     }
 
     /// Ends a subscriber now: leaves the hub and the wheel, counts the reason, and frees
@@ -296,6 +302,7 @@ impl Worker {
     /// Removes a connection's entry (its descriptor already closed or handed off).
     pub fn release(&mut self, key: u32) {
         self.conns.remove(key as usize);
+        self.chatter.remove(&key);
         self.wheel.cancel(key);
         self.shared
             .open

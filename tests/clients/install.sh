@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what tests/conformance.rs drives, when it is missing: Debian's chromium, the
+# Installs what the tests drive, when it is missing: Debian's chromium and redis-server, the
 # pinned node modules (package-lock.json) and a venv with the pinned Python packages
 # (requirements.txt). Idempotent and quiet: a second run checks and does nothing.
 set -euo pipefail
@@ -22,6 +22,18 @@ if ! command -v chromium >/dev/null 2>&1; then
         $sudo apt-get update -qq
         $sudo apt-get install -y -qq chromium >/dev/null
     fi
+fi
+
+# A real Redis for tests/cluster.rs (each test starts its own on a free loopback port).
+if ! command -v redis-server >/dev/null 2>&1; then
+    log "installing redis-server (Debian)"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! $sudo apt-get install -y -qq redis-server >/dev/null 2>&1; then
+        $sudo apt-get update -qq
+        $sudo apt-get install -y -qq redis-server >/dev/null
+    fi
+    # The package may start a system service; the tests do not use it.
+    if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
 fi
 
 # Node clients. A copy of the lock file marks an install that is up to date.

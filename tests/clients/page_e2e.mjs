@@ -161,6 +161,9 @@ try {
   await page.waitForSelector('#status[data-state="open"]');
   await waitForEvent(page, "lost-9");
   seen.gapText = await page.textContent("#gap-text");
+  // Announcements that come together are spoken together after a short pause: wait for
+  // the gap's rather than reading the region before it is filled.
+  await page.waitForFunction(() => window.__announced.some((t) => t.includes("Some events were lost")));
   step("gap");
 
   // What the page shows now: the events, newest first, and the rest of its state (read

@@ -147,9 +147,13 @@ impl Sse {
     /// The next event; fails the test if none arrives in time.
     pub fn next(&mut self) -> Event {
         self.next_within(PATIENCE).unwrap_or_else(|| {
+            let body = &self.raw[self.body_start..];
+            let tail = &body[body.len().saturating_sub(600)..];
             panic!(
-                "no event; stream so far: {:?}",
-                String::from_utf8_lossy(&self.raw[self.body_start..])
+                "no event (closed: {}); {} bytes so far, ending {:?}",
+                self.closed,
+                body.len(),
+                String::from_utf8_lossy(tail)
             )
         })
     }
