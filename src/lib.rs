@@ -16,20 +16,26 @@
 //!  timer::wheel: heartbeats, handshake timeouts, slow-reader and lifetime eviction
 //!
 //!     GET / ──► page (the live page's assets)        worker 0 ──► page::stats ──► sequencer
+//!
+//!  cluster mode: conn::publish ──► cluster (XADD) ──► Redis stream ──► cluster (XREAD)
+//!                                  ──► broadcast::sequencer ──► inboxes, as above
 //! ```
 //!
 //! In request order:
 //! - [`config`]: every tunable, built once in `main.rs` and passed down.
-//! - [`sys`]: the few raw system calls (rlimits, socket options); all `unsafe` lives here
-//!   or in [`stream`]'s ring code.
+//! - [`sys`]: the few raw system calls (rlimits, socket options). `unsafe` lives here, in
+//!   [`stream`]'s ring submissions, and in `http::cursor`'s 16-byte SSE2 scans.
 //! - [`server`]: starts one worker per core, handles signals and the shutdown drain.
 //! - [`accept`]: one SO_REUSEPORT listener per worker; the connection limit.
 //! - [`http`]: the hand-rolled request-head parser, body decoding, responses.
-//! - [`conn`]: a connection's slab entry, the handshake, and the two endpoints.
+//! - [`conn`]: a connection's slab entry, the handshake, routing, and the two endpoints.
+//! - [`auth`] and [`cors`]: who may subscribe and publish (JWT, publish token), and
+//!   which browser origins may.
 //! - [`broadcast`]: frames, ids, history, cross-worker inboxes, per-worker topic hub.
 //! - [`stream`]: the subscriber data plane: writes and peer-close watches on io_uring.
 //! - [`timer`]: the per-worker timing wheel.
 //! - [`worker`]: the per-worker event loop that ties the stages together.
+//! - [`cluster`]: scale-out through one Redis stream shared by many processes.
 //! - [`page`]: the live page at `GET /`, and the `sys:stats` stream that feeds it.
 //! - [`metrics`] and [`logging`]: counters for `/metrics`, structured logs.
 
