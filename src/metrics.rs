@@ -31,6 +31,10 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
 }
 
 /// Response statuses counted by code; anything else lands in the last slot.
@@ -51,6 +55,8 @@ pub struct WorkerStats {
     pub subscribers: Counter,
     /// Topic memberships of subscribers (gauge).
     pub subscriptions: Counter,
+    /// Topics with subscribers on this worker (gauge).
+    pub topics: Counter,
     /// Events accepted by publishes served on this worker.
     pub published: Counter,
     /// Event frames queued to subscribers (deliveries).
@@ -113,6 +119,13 @@ pub fn render(shared: &Shared) -> String {
         "Streaming subscribers.",
         "gauge",
         &|w| w.subscribers.get(),
+    );
+    per_worker(
+        &mut out,
+        "ringcast_subscribed_topics",
+        "Topics with subscribers (a topic followed on several workers counts on each).",
+        "gauge",
+        &|w| w.topics.get(),
     );
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
     let simple: [(&str, &str, &str, Read<'_>); 8] = [

@@ -164,6 +164,10 @@ fn metrics_move_as_events_flow() {
     }
     common::eventually("subscribed", || server.metric("ringcast_subscribers") == 3);
     assert_eq!(server.metric("ringcast_subscriptions"), 3);
+    assert!(
+        (1..=2).contains(&server.metric("ringcast_subscribed_topics")),
+        "one topic, on one or both workers"
+    );
     assert!(server.metric("ringcast_connections") >= 3);
     for i in 0..10 {
         server.publish("topic=m", format!("{i}").as_bytes());

@@ -80,6 +80,7 @@ impl Worker {
         self.mark_dirty(key);
         self.stats().subscribers.add(1);
         self.stats().subscriptions.add(topics.len() as u64);
+        self.stats().topics.set(self.hub.topics() as u64);
         self.schedule(key);
         self.wake.kick();
     }
@@ -282,6 +283,7 @@ impl Worker {
         if was_stream {
             stats.subscribers.sub(1);
             stats.subscriptions.sub(links.len() as u64);
+            stats.topics.set(self.hub.topics() as u64);
         }
         self.finalize_if_done(key);
     }
