@@ -55,6 +55,11 @@ impl Handoff for Ringcast {
     }
 
     fn drain(&self, mut each: impl FnMut(Arc<Batch>)) -> u64 {
+        // A worker is only polled once woken: a consumer spinning here must not bounce
+        // the flag's and the waker's cache lines while there is nothing to take.
+        if self.0.is_empty() {
+            return 0;
+        }
         // What a worker does when polled: register, clear the flag, then pop until empty.
         self.0.register(Waker::noop());
         self.0.take_notified();
