@@ -508,6 +508,8 @@ def section_all_runs(runs):
 def generate(dirs, criterion_dir):
     manifests = [(d, json.loads((d / "manifest.json").read_text())) for d in dirs]
     runs = [r for r in merge_runs(dirs) if r["server"] in SERVERS]
+    if not runs:
+        sys.exit("report.py: no runs recorded in " + ", ".join(str(d) for d in dirs))
     runs.sort(key=lambda r: (scenario_order(r["scenario"]), r["rep"], SERVERS.index(r["server"])))
     shown_results = ", ".join(shown_path(d) for d in dirs)
     benches = load_criterion(criterion_dir) if criterion_dir.is_dir() else []
