@@ -1,0 +1,341 @@
+#!/usr/bin/env bash
+# ringcast against its peers: the same load-generator scenarios against ringcast, Nchan,
+# the axum reference and the floor, one server at a time, alternating, on loopback.
+#
+# Usage: benches/peers.sh [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]]
+#                         [--reps N] [--out DIR] [--no-build] [--no-criterion] [--no-report]
+#
+#   --quick          small N and short durations: a smoke test of the whole pipeline
+#   --only LIST      scenarios to run (default: all; see `--list`)
+#   --servers LIST   any of ringcast,nchan,axum,floor (default: all four)
+#   --reps N         repetitions of every scenario (default 2; servers alternate within
+#                    each repetition, and the order rotates between repetitions)
+#   --out DIR        results directory (default target/bench-results/<UTC timestamp>)
+#   --no-build       use the release binaries already in target/release
+#   --no-criterion   skip `cargo bench` (the criterion micro-benches)
+#   --no-report      do not rewrite BENCHMARKS.md at the end
+#   --list           print the scenarios with their loadgen arguments and exit
+#
+# Every server is started privately (127.0.0.1, fixed ports 29080-29084, 2 workers),
+# fresh for every run, and stopped by its pid afterwards. Each run writes
+# DIR/<scenario>.<server>.<rep>.json (loadgen's report) and .log (loadgen's output and
+# the server's log); DIR/runs.jsonl lists every run with its exact commands, exit
+# status and the load average around it; DIR/manifest.json records the environment.
+# At the end benches/report.py DIR rewrites the generated part of BENCHMARKS.md.
+# Scenario `latency-rN` runs at any rate N (the default list tries 2, 5 and 10).
+# To keep a run with the repository (small files, no latency histograms):
+#   benches/report.py --archive benches/results/<date> DIR
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+QUICK=0
+ONLY=""
+SERVERS="ringcast,nchan,axum,floor"
+REPS=2
+OUT=""
+BUILD=1
+CRITERION=1
+REPORT=1
+LIST=0
+ARGV=("$@")
+
+die() { echo "peers.sh: $*" >&2; exit 1; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" >&2; exit 2; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --only) ONLY="${2:?--only needs a list}"; shift ;;
+        --servers) SERVERS="${2:?--servers needs a list}"; shift ;;
+        --reps) REPS="${2:?--reps needs a number}"; shift ;;
+        --out) OUT="${2:?--out needs a directory}"; shift ;;
+        --no-build) BUILD=0 ;;
+        --no-criterion) CRITERION=0 ;;
+        --no-report) REPORT=0 ;;
+        --list) LIST=1 ;;
+        -h|--help) usage ;;
+        *) echo "peers.sh: unknown argument '$1'" >&2; usage ;;
+    esac
+    shift
+done
+[[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive number"
+
+# --- scenarios ---------------------------------------------------------------------
+# name, then loadgen's arguments (full run | quick run). Every publishing scenario
+# uses 1 topic (the floor has no topics: every subscriber gets every event).
+SRC_IPS="127.0.0.2-127.0.0.17"
+SCENARIOS=(
+    idle-1k connect-19k idle-10k idle-19k
+    fanout-r100-64B fanout-r100-1KiB fanout-r1000-64B fanout-r1000-1KiB
+    fanout-max-64B fanout-max-1KiB latency-r2 latency-r5 latency-r10
+)
+
+scenario_args() {
+    local name="$1" n19=19000 n10=10000 n1=1000 d_idle=3s d_fan=10s d_sat=5s d_lat=20s drain=10s
+    if ((QUICK)); then
+        n19=1000 n10=300 n1=100 d_idle=1s d_fan=2s d_sat=2s d_lat=3s drain=3s
+    fi
+    local fan="fanout -n $n19 -t 1 --connect-rate 5000 --drain-timeout $drain"
+    case "$name" in
+        # Memory per idle subscriber: a steady ramp, then hold.
+        idle-1k) echo "idle -n $n1 --connect-rate 5000 -d $d_idle" ;;
+        idle-10k) echo "idle -n $n10 --connect-rate 5000 -d $d_idle" ;;
+        idle-19k) echo "idle -n $n19 --connect-rate 5000 -d $d_idle" ;;
+        # Connection establishment: no rate cap, loadgen's default 256 connects in flight.
+        connect-19k) echo "idle -n $n19 --connect-rate 1000000 -d 1s" ;;
+        # Fan-out throughput and CPU per delivery.
+        fanout-r100-64B) echo "$fan -r 100 -p 64 -d $d_fan" ;;
+        fanout-r100-1KiB) echo "$fan -r 100 -p 1KiB -d $d_fan" ;;
+        fanout-r1000-64B) echo "$fan -r 1000 -p 64 -d $d_sat" ;;
+        fanout-r1000-1KiB) echo "$fan -r 1000 -p 1KiB -d $d_sat" ;;
+        fanout-max-64B) echo "$fan -r 0 -p 64 -d $d_sat" ;;
+        fanout-max-1KiB) echo "$fan -r 0 -p 1KiB -d $d_sat" ;;
+        # Latency at rates every server may sustain; the report uses the highest rate that
+        # every server published at in full, with nothing lost.
+        latency-r[0-9]*)
+            echo "fanout -n $n19 -t 1 --connect-rate 5000 -r ${name#latency-r} -p 64 -d $d_lat --drain-timeout 5s" ;;
+        *) return 1 ;;
+    esac
+}
+
+if ((LIST)); then
+    for s in "${SCENARIOS[@]}"; do printf '%-18s loadgen %s\n' "$s" "$(scenario_args "$s")"; done
+    exit 0
+fi
+
+SELECTED=()
+if [[ -n "$ONLY" ]]; then
+    IFS=, read -ra SELECTED <<<"$ONLY"
+    for s in "${SELECTED[@]}"; do
+        scenario_args "$s" >/dev/null || die "unknown scenario '$s' (try --list)"
+    done
+else
+    SELECTED=("${SCENARIOS[@]}")
+fi
+IFS=, read -ra SERVER_LIST <<<"$SERVERS"
+for s in "${SERVER_LIST[@]}"; do
+    case "$s" in ringcast|nchan|axum|floor) ;; *) die "unknown server '$s'" ;; esac
+done
+
+# --- servers -----------------------------------------------------------------------
+declare -A PORT=([ringcast]=29080 [axum]=29082 [floor]=29083 [nchan]=29084)
+WORKERS=2
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET/release"
+NCHAN_SH="$ROOT/benches/peers/nchan.sh"
+
+# The server being run: its name, pids (for loadgen), log, and our child's pid.
+CUR_SERVER=""
+CUR_PIDS=""
+CUR_CHILD=""
+CUR_LOG=""
+CUR_CMD=""
+CUR_START_LINE=""
+
+# The loadgen preset and base URL for a server (axum-ref and floor speak ringcast's URLs).
+target_of() { [[ "$1" == nchan ]] && echo nchan || echo ringcast; }
+
+server_cmd() {
+    local port="${PORT[$1]}"
+    case "$1" in
+        ringcast) echo "$BIN/ringcast --listen 127.0.0.1:$port --workers $WORKERS --drain 1s" ;;
+        axum) echo "$BIN/axum-ref --listen 127.0.0.1:$port --workers $WORKERS" ;;
+        floor) echo "$BIN/floor --listen 127.0.0.1:$port --workers $WORKERS" ;;
+        nchan) echo "$NCHAN_SH start $port $OUT/nchan" ;;
+    esac
+}
+
+# Waits (at most 10 s) until the log holds the server's start line.
+wait_started() {
+    local log="$1" pid="$2" i
+    for i in $(seq 100); do
+        if grep -q 'listen=' "$log" 2>/dev/null; then
+            grep -m1 'listen=' "$log"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "server $pid exited at start"; }
+        sleep 0.1
+    done
+    cat "$log" >&2
+    die "server $pid did not start within 10 s"
+}
+
+start_server() {
+    local name="$1" log="$2"
+    CUR_SERVER="$name"
+    CUR_LOG="$log"
+    CUR_CMD="$(server_cmd "$name")"
+    if [[ "$name" == nchan ]]; then
+        $CUR_CMD >"$log" 2>&1 || { cat "$log" >&2; die "nchan did not start"; }
+        CUR_START_LINE="$(grep -m1 'listen=' "$log")"
+        CUR_PIDS="$("$NCHAN_SH" pids "$OUT/nchan" | tr '\n' ' ')"
+        CUR_CHILD=""
+    else
+        # Our own environment must not configure the server (ringcast reads RINGCAST_*).
+        env $(env | sed -n 's/^\(RINGCAST_[A-Z_]*\)=.*/-u \1/p') $CUR_CMD >"$log" 2>&1 &
+        CUR_CHILD=$!
+        CUR_PIDS="$CUR_CHILD"
+        CUR_START_LINE="$(wait_started "$log" "$CUR_CHILD")"
+    fi
+    # Let the server settle before loadgen reads its RSS baseline.
+    sleep 1
+}
+
+stop_server() {
+    [[ -n "$CUR_SERVER" ]] || return 0
+    if [[ "$CUR_SERVER" == nchan ]]; then
+        "$NCHAN_SH" stop "$OUT/nchan" >>"$CUR_LOG" 2>&1 || echo "peers.sh: could not stop nchan" >&2
+    elif [[ -n "$CUR_CHILD" ]]; then
+        local i
+        kill -TERM "$CUR_CHILD" 2>/dev/null || true
+        for i in $(seq 150); do
+            kill -0 "$CUR_CHILD" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$CUR_CHILD" 2>/dev/null; then
+            echo "peers.sh: $CUR_SERVER ($CUR_CHILD) ignored SIGTERM for 15 s; SIGKILL" >&2
+            kill -KILL "$CUR_CHILD" 2>/dev/null || true
+        fi
+        wait "$CUR_CHILD" 2>/dev/null || true
+    fi
+    CUR_SERVER="" CUR_CHILD="" CUR_PIDS=""
+}
+trap 'stop_server' EXIT
+trap 'echo "peers.sh: interrupted" >&2; exit 130' INT TERM
+
+# --- set-up ------------------------------------------------------------------------
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="${OUT:-${CARGO_TARGET_DIR:-$ROOT/target}/bench-results/$STAMP}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+echo "peers.sh: results in $OUT"
+
+if ((BUILD)); then
+    cargo build --release -p ringcast -p ringcast-loadgen -p ringcast-axum-ref -p ringcast-floor
+fi
+for b in ringcast loadgen axum-ref floor; do
+    [[ -x "$BIN/$b" ]] || die "$BIN/$b is missing (run without --no-build)"
+done
+if [[ ",$SERVERS," == *,nchan,* ]]; then
+    "$NCHAN_SH" install
+fi
+
+# The environment, once; every loadgen report adds its own.
+python3 - "$OUT/manifest.json" "$QUICK" "$REPS" "$SERVERS" "${SELECTED[*]}" "${ARGV[*]:-}" <<'PY'
+import json, os, platform, subprocess, sys, time
+out, quick, reps, servers, scenarios, argv = sys.argv[1:]
+def run(*cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        return (p.stdout + p.stderr).strip()
+    except Exception as e:  # a missing tool is recorded, not fatal
+        return f"unavailable: {e}"
+json.dump({
+    "schema": "ringcast-peers/1",
+    "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    "command": ("benches/peers.sh " + argv).strip(),
+    "quick": quick == "1",
+    "reps": int(reps),
+    "servers": servers.split(","),
+    "scenarios": scenarios.split(),
+    "git_commit": run("git", "rev-parse", "HEAD"),
+    "git_branch": run("git", "rev-parse", "--abbrev-ref", "HEAD"),
+    "git_dirty": bool(run("git", "status", "--porcelain", "--untracked-files=no")),
+    "uname": " ".join(platform.uname()),
+    "nproc": os.cpu_count(),
+    "loadavg_start": open("/proc/loadavg").read().split()[:3],
+    "rustc": run("rustc", "-V"),
+    "nginx": run("/usr/sbin/nginx", "-v"),
+    "nchan": run("dpkg-query", "-W", "-f", "${Version}", "libnginx-mod-nchan"),
+    "ulimit_nofile": run("bash", "-c", "ulimit -Hn"),
+}, open(out, "w"), indent=2)
+PY
+
+# Appends one run's record to runs.jsonl (arguments are key=value strings).
+record() {
+    python3 - "$OUT/runs.jsonl" "$@" <<'PY'
+import json, sys
+rec = dict(a.split("=", 1) for a in sys.argv[2:])
+for k in ("rep", "rc"):
+    rec[k] = int(rec[k])
+rec["server_pids"] = [int(p) for p in rec["server_pids"].split()]
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps(rec) + "\n")
+PY
+}
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# --- micro-benches -----------------------------------------------------------------
+if ((CRITERION)); then
+    CARGS=()
+    ((QUICK)) && CARGS=(-- --warm-up-time 0.5 --measurement-time 1)
+    echo "peers.sh: criterion benches (load $(loadavg))"
+    echo "$(loadavg)" >"$OUT/criterion.loadavg"
+    set +e
+    cargo bench --bench parse --bench frame --bench fanout --bench inbox --bench wheel \
+        "${CARGS[@]}" 2>&1 | tee "$OUT/criterion.log" | grep -E '^[a-z_0-9]+/|time:'
+    status=${PIPESTATUS[0]}
+    set -e
+    ((status == 0)) || die "cargo bench failed (exit $status); see $OUT/criterion.log"
+    echo "$(loadavg)" >>"$OUT/criterion.loadavg"
+    # Keep the estimates with the run, so the report can be regenerated from DIR alone.
+    mkdir -p "$OUT/criterion"
+    (cd "$TARGET/criterion" && find . -path '*/new/*' \( -name estimates.json -o -name benchmark.json \) \
+        -exec cp --parents {} "$OUT/criterion/" \;)
+fi
+
+# --- load runs ---------------------------------------------------------------------
+# Bound on one loadgen run (its own --deadline is shorter; this catches a hang).
+BOUND=300
+((QUICK)) && BOUND=120
+total=$((REPS * ${#SELECTED[@]} * ${#SERVER_LIST[@]}))
+done_runs=0
+failed_runs=0
+for ((rep = 1; rep <= REPS; rep++)); do
+    # Rotate the server order each repetition, so no server always runs first.
+    ORDER=()
+    for ((i = 0; i < ${#SERVER_LIST[@]}; i++)); do
+        ORDER+=("${SERVER_LIST[$(((i + rep - 1) % ${#SERVER_LIST[@]}))]}")
+    done
+    for scenario in "${SELECTED[@]}"; do
+        for server in "${ORDER[@]}"; do
+            base="$scenario.$server.$rep"
+            done_runs=$((done_runs + 1))
+            load_before="$(loadavg)"
+            echo "peers.sh: [$done_runs/$total] $scenario on $server (rep $rep, load $load_before)"
+            start_server "$server" "$OUT/$base.server.log"
+            pid_args=()
+            for p in $CUR_PIDS; do pid_args+=(--server-pid "$p"); done
+            # shellcheck disable=SC2207
+            lg_args=($(scenario_args "$scenario"))
+            lg_args+=(--target "$(target_of "$server")" --server "http://127.0.0.1:${PORT[$server]}"
+                --src-ips "$SRC_IPS" "${pid_args[@]}" --json "$OUT/$base.json" --quiet)
+            started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+            rc=0
+            timeout --kill-after=10 "$BOUND" "$BIN/loadgen" "${lg_args[@]}" \
+                >"$OUT/$base.log" 2>&1 || rc=$?
+            load_after="$(loadavg)"
+            pids_used="$CUR_PIDS"
+            stop_server
+            ((rc == 0)) || { failed_runs=$((failed_runs + 1)); echo "peers.sh:   loadgen exit $rc (see $OUT/$base.log)"; }
+            record scenario="$scenario" server="$server" rep="$rep" rc="$rc" \
+                json="$base.json" log="$base.log" server_log="$base.server.log" \
+                loadgen_cmd="target/release/loadgen ${lg_args[*]}" \
+                server_cmd="${CUR_CMD/#$ROOT\//}" server_start="$CUR_START_LINE" \
+                server_pids="$pids_used" started="$started" \
+                loadavg_before="$load_before" loadavg_after="$load_after" \
+                quick="$QUICK"
+            # Let TIME_WAIT sockets and the CPU settle between runs.
+            sleep 2
+        done
+    done
+done
+echo "peers.sh: $done_runs runs, $failed_runs with failed checks (load $(loadavg))"
+
+if ((REPORT)); then
+    python3 "$ROOT/benches/report.py" "$OUT"
+fi
+echo "peers.sh: results in $OUT"
