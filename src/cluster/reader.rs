@@ -56,10 +56,13 @@ impl Reader {
     /// Reads until the process ends.
     pub fn run(self) {
         let mut last: Option<String> = None;
+        // The last entry read when a loss after it was told: a reconnect before anything
+        // newer is read must not tell the same loss again.
+        let mut told: Option<String> = None;
         let mut backoff = MIN_BACKOFF;
         loop {
             let result = connect(&self.client).and_then(|mut con| {
-                let start = self.resume_point(&mut con, last.as_deref())?;
+                let start = self.resume_point(&mut con, last.as_deref(), &mut told)?;
                 last = Some(start);
                 if !self.stats.up.swap(true, Ordering::AcqRel) {
                     log::info!(stream:% = self.settings.stream; "reading the cluster stream");
@@ -81,7 +84,12 @@ impl Reader {
 
     /// Where to read from: the stream's end on the first connect; after a reconnect, the
     /// last entry read, once it is known whether anything after it may be gone.
-    fn resume_point(&self, con: &mut Connection, last: Option<&str>) -> RedisResult<String> {
+    fn resume_point(
+        &self,
+        con: &mut Connection,
+        last: Option<&str>,
+        told: &mut Option<String>,
+    ) -> RedisResult<String> {
         let key = &self.settings.stream;
         let Some(last) = last else {
             let newest: StreamRangeReply = redis::cmd("XREVRANGE")
@@ -104,7 +112,7 @@ impl Reader {
             .arg(last)
             .arg(last)
             .query(con)?;
-        if here.ids.is_empty() && last != "0-0" {
+        if here.ids.is_empty() && last != "0-0" && told.as_deref() != Some(last) {
             let first: StreamRangeReply = redis::cmd("XRANGE")
                 .arg(key)
                 .arg("-")
@@ -118,6 +126,7 @@ impl Reader {
             self.sequencer
                 .broadcast_notice(None, gap_frame(sent.as_bytes(), oldest));
             self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+            *told = Some(last.to_string());
         }
         Ok(last.to_string())
     }
