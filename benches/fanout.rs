@@ -21,6 +21,7 @@ use ringcast::broadcast::frame::Draft;
 use ringcast::broadcast::hub::{Hub, Link};
 use ringcast::broadcast::inbox::Event;
 use ringcast::conn::{flags, Conn, Phase};
+use ringcast::worker::Dirty;
 use slab::Slab;
 use smallvec::smallvec;
 
@@ -34,7 +35,7 @@ const SUBSCRIBERS_PER_BATCH: usize = 100_000;
 /// A worker's state for one fan-out: its subscribers and the lists `fan_out` fills.
 struct Worker {
     conns: Slab<Conn>,
-    dirty: VecDeque<u32>,
+    dirty: VecDeque<Dirty>,
     evict: Vec<u32>,
 }
 
@@ -88,6 +89,7 @@ fn bench_subscribers(c: &mut Criterion, n: usize) {
         &hub,
         &mut w.conns,
         &mut w.dirty,
+        0,
         &mut w.evict,
         &event,
         MAX_QUEUED,
@@ -126,6 +128,7 @@ fn bench_subscribers(c: &mut Criterion, n: usize) {
                     &hub,
                     &mut w.conns,
                     &mut w.dirty,
+                    0,
                     &mut w.evict,
                     black_box(&event),
                     MAX_QUEUED,

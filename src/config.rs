@@ -35,6 +35,10 @@ pub const DEFAULT_MAX_QUEUED_FRAMES: usize = 1024;
 /// reader that stopped reading pins at most this much kernel memory; autotuning would let
 /// it grow to `tcp_wmem` max (4 MiB).
 pub const DEFAULT_SNDBUF: usize = 128 << 10;
+/// Writes started per loop turn (see `Config::flush_batch`).
+pub const DEFAULT_FLUSH_BATCH: usize = 128;
+/// How far fan-out may fall behind publishing before publishes wait for it.
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_millis(200);
 /// Timer wheel resolution: heartbeats and timeouts are rounded up to this.
 pub const DEFAULT_TICK: Duration = Duration::from_millis(10);
 
@@ -88,6 +92,13 @@ pub struct Config {
     pub publish_token: Option<String>,
     /// Entries of each worker's private io_uring for subscriber writes.
     pub ring_entries: u32,
+    /// Writes a worker starts per loop turn before it lets its other tasks (publishes,
+    /// accepts) run: bounds how long a large fan-out holds up a publish.
+    pub flush_batch: usize,
+    /// How long published events may wait for a worker (in its inbox, or queued for a
+    /// subscriber whose write it has not started) before publishes wait for it to catch
+    /// up: overload slows publishers down instead of evicting subscribers.
+    pub max_lag: Duration,
     pub tick: Duration,
     /// Where every endpoint lives (`/sse` puts the page at `/sse/` and the stream at
     /// `/sse/events`); empty for the root. Normalized: a leading `/`, no trailing one.
@@ -128,6 +139,8 @@ impl Config {
             history_ttl: DEFAULT_HISTORY_TTL,
             publish_token: None,
             ring_entries: 4096,
+            flush_batch: DEFAULT_FLUSH_BATCH,
+            max_lag: DEFAULT_MAX_LAG,
             tick: DEFAULT_TICK,
             base_path: String::new(),
             auth: None,
@@ -165,7 +178,7 @@ setters! {
     handshake_timeout: Duration, keepalive_timeout: Duration, write_timeout: Duration,
     max_queued_frames: usize, sndbuf: Option<usize>, max_lifetime: Option<Duration>,
     drain: Duration, history: usize, history_bytes: usize, history_ttl: Duration,
-    publish_token: Option<String>, ring_entries: u32, tick: Duration, base_path: String,
+    publish_token: Option<String>, ring_entries: u32, flush_batch: usize, max_lag: Duration, tick: Duration, base_path: String,
     auth: Option<Arc<Auth>>, public_topics: Vec<Pattern>, cors: Option<Arc<Cors>>,
     cluster: Option<crate::cluster::Settings>,
 }

@@ -93,6 +93,13 @@ struct Flags {
     /// Entries of each worker's private io_uring for subscriber writes.
     #[arg(long, env = "RINGCAST_RING_ENTRIES", default_value_t = 4096)]
     ring_entries: u32,
+    /// Writes a worker starts per loop turn before serving its other tasks again.
+    #[arg(long, env = "RINGCAST_FLUSH_BATCH", default_value_t = config::DEFAULT_FLUSH_BATCH)]
+    flush_batch: usize,
+    /// Publishes wait while published events wait longer than this for a worker to
+    /// write them (overload slows publishers down rather than evicting subscribers).
+    #[arg(long, env = "RINGCAST_MAX_LAG", default_value = "200ms", value_parser = parse_duration)]
+    max_lag: Duration,
     /// Timer resolution: heartbeats and timeouts round up to it.
     #[arg(long, env = "RINGCAST_TICK", default_value = "10ms", value_parser = parse_duration)]
     tick: Duration,
@@ -253,6 +260,8 @@ impl Flags {
             .history_ttl(self.history_ttl)
             .publish_token(self.publish_token)
             .ring_entries(self.ring_entries)
+            .flush_batch(self.flush_batch.max(1))
+            .max_lag(self.max_lag)
             .tick(self.tick)
             .base_path(self.base_path)
             .auth(auth)

@@ -57,8 +57,16 @@ pub struct WorkerStats {
     pub subscriptions: Counter,
     /// Topics with subscribers on this worker (gauge).
     pub topics: Counter,
+    /// Milliseconds the longest-waiting subscriber written in the last turn waited for
+    /// this worker to start its write (gauge): how far fan-out runs behind publishing.
+    pub lag: Counter,
+    /// 1 while most subscribers the last flush looked at had over half a queue bound of
+    /// frames waiting: subscribers as a whole are not keeping up (gauge).
+    pub saturated: Counter,
     /// Events accepted by publishes served on this worker.
     pub published: Counter,
+    /// Publishes that waited for fan-out to catch up before being accepted.
+    pub publish_waits: Counter,
     /// Event frames queued to subscribers (deliveries).
     pub frames: Counter,
     /// Write operations started (one may carry many frames).
@@ -127,8 +135,28 @@ pub fn render(shared: &Shared) -> String {
         "gauge",
         &|w| w.topics.get(),
     );
+    per_worker(
+        &mut out,
+        "ringcast_fanout_saturated",
+        "1 while most subscribers written to have over half of --max-queued-frames waiting: publishes are paced (each waits up to --max-lag).",
+        "gauge",
+        &|w| w.saturated.get(),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP ringcast_fanout_lag_seconds How long queued frames waited for their worker \
+         to start writing them (the last turn's longest); publishes wait while it is over \
+         --max-lag.\n# TYPE ringcast_fanout_lag_seconds gauge"
+    );
+    for (i, w) in workers.iter().enumerate() {
+        let seconds = w.lag.get() as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "ringcast_fanout_lag_seconds{{worker=\"{i}\"}} {seconds}"
+        );
+    }
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, &str, Read<'_>); 8] = [
+    let simple: [(&str, &str, &str, Read<'_>); 9] = [
         (
             "ringcast_subscriptions",
             "Topic subscriptions of streaming subscribers.",
@@ -140,6 +168,12 @@ pub fn render(shared: &Shared) -> String {
             "Events accepted for publishing.",
             "counter",
             &|w| w.published.get(),
+        ),
+        (
+            "ringcast_publish_waits_total",
+            "Publishes held back until fan-out caught up.",
+            "counter",
+            &|w| w.publish_waits.get(),
         ),
         (
             "ringcast_frames_delivered_total",

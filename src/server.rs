@@ -47,7 +47,43 @@ pub struct Shared {
     draining: AtomicBool,
 }
 
+/// How a publish may proceed. An overloaded server slows its publishers down rather than
+/// evicting subscribers that read as fast as they can.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capacity {
+    Free,
+    /// A worker left published events waiting longer than `--max-lag` (in its inbox, or
+    /// queued for subscribers whose writes it has not started), or has more than half a
+    /// queue bound of events in its inbox (each may be for all its subscribers):
+    /// publishes wait until it catches up (or answer 503 after the handshake timeout).
+    Lagging,
+    /// Most of a worker's writes carry over half a queue bound: its subscribers as a
+    /// whole read slower than events come. Each publish waits up to `--max-lag` for
+    /// them (pacing the publisher, never refusing it); single slow readers are evicted
+    /// as usual.
+    Saturated,
+}
+
 impl Shared {
+    /// Whether fan-out keeps up with publishing (see [`Capacity`]).
+    pub fn publish_capacity(&self) -> Capacity {
+        let max = self.config.max_lag;
+        let max_ms = max.as_millis() as u64;
+        let backlog = self.config.max_queued_frames / 2;
+        if self.stats.iter().any(|w| w.lag.get() > max_ms)
+            || self
+                .inboxes
+                .iter()
+                .any(|i| i.waiting() > max || i.events() > backlog)
+        {
+            Capacity::Lagging
+        } else if self.stats.iter().any(|w| w.saturated.get() != 0) {
+            Capacity::Saturated
+        } else {
+            Capacity::Free
+        }
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
@@ -247,6 +283,8 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
             plane,
             clock: Clock::new(shared.config.tick),
             dirty: std::collections::VecDeque::new(),
+            turn_ms: 0,
+            writing: 0,
             evict: Vec::new(),
             chatter: Default::default(),
             turn_batches: Vec::new(),

@@ -167,6 +167,13 @@ pub fn eventfd() -> io::Result<RawFd> {
     check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })
 }
 
+/// Makes an eventfd readable.
+pub fn eventfd_signal(fd: RawFd) {
+    let one = 1u64;
+    // SAFETY: writes exactly 8 bytes from the u64 we own.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
 /// Clears an eventfd's counter.
 pub fn eventfd_clear(fd: RawFd) {
     let mut value = 0u64;

@@ -35,8 +35,12 @@ pub struct Worker {
     pub wheel: Wheel,
     pub plane: Plane,
     pub clock: Clock,
-    /// Connections with frames queued since the last flush.
-    pub dirty: VecDeque<u32>,
+    /// Connections with frames queued since the last flush, oldest first.
+    pub dirty: VecDeque<Dirty>,
+    /// When the current turn started ([`Clock::millis`]).
+    pub turn_ms: u32,
+    /// Writes in flight.
+    pub writing: usize,
     /// Bytes each subscriber that sent anything has sent (it should send nothing).
     pub chatter: rustc_hash::FxHashMap<u32, usize>,
     /// Subscribers found over their queue bound during a fan-out.
@@ -58,6 +62,14 @@ pub struct Worker {
     pub busy: bool,
     /// The listener's descriptor, shut down to stop accepting when draining.
     pub listener_fd: std::os::fd::RawFd,
+}
+
+/// A connection waiting for the loop to start its write, and since when (the turn's
+/// [`Worker::turn_ms`]): how long the oldest waits is how far the worker runs behind.
+#[derive(Clone, Copy, Debug)]
+pub struct Dirty {
+    pub key: u32,
+    pub since: u32,
 }
 
 impl Worker {
@@ -115,6 +127,11 @@ impl Clock {
     /// A duration in ticks, rounded up so timers never fire early.
     pub fn ticks(&self, d: Duration) -> u64 {
         d.as_nanos().div_ceil(self.tick.as_nanos()) as u64
+    }
+
+    /// Milliseconds since the worker started, wrapping (compare with `wrapping_sub`).
+    pub fn millis(&self) -> u32 {
+        self.start.elapsed().as_millis() as u32
     }
 
     pub fn instant(&self, tick: u64) -> Instant {
@@ -211,14 +228,20 @@ pub async fn run(worker: Rc<RefCell<Worker>>) {
     let mut sleep = std::pin::pin!(monoio::time::sleep_until(far()));
     loop {
         // 1. Park until a publish, a completion, or the next timer deadline. A turn that
-        //    left work over (a large flush) yields once instead, so the worker's other
-        //    tasks (publishes, accepts, handshakes) run between the turns of a fan-out.
+        //    left work over (a large flush) yields once instead, and resumes only after the
+        //    runtime's next I/O pass (the doorbell rung from here), so the worker's other
+        //    connections (publishes, accepts, handshakes) are served between the turns of
+        //    a fan-out. A plain self-wake would run the loop again before that pass.
         let mut yielded = false;
         poll_fn(|cx| {
             inbox.register(cx.waker());
             if wake.kicked.get() && !yielded {
                 yielded = true;
-                cx.waker().wake_by_ref();
+                if worker.borrow().plane.nudge() {
+                    *wake.loop_waker.borrow_mut() = Some(cx.waker().clone());
+                } else {
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
             let woke = inbox.take_notified() | wake.take();
@@ -230,11 +253,12 @@ pub async fn run(worker: Rc<RefCell<Worker>>) {
         })
         .await;
         let mut w = worker.borrow_mut();
+        w.turn_ms = w.clock.millis();
         w.plane.mute();
-        // 2. Fan published frames out to local subscribers.
-        w.drain_inbox(&inbox);
-        // 3. Finish writes the kernel completed; notice peers that closed.
+        // 2. Finish writes the kernel completed; notice peers that closed.
         w.reap();
+        // 3. Fan published frames out to local subscribers.
+        w.drain_inbox(&inbox);
         // 4. Heartbeats, timeouts, evictions, the shutdown drain.
         w.expire_timers();
         // 5. Start every pending write: one system call for the whole turn.

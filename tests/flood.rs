@@ -320,3 +320,60 @@ fn a_publisher_that_pauses_before_reading_gets_every_answer() {
         published.saturating_sub(ok as u64)
     );
 }
+
+#[test]
+fn an_overload_slows_the_publisher_and_evicts_no_reader() {
+    const N: usize = 5_000;
+    const READERS: usize = 20;
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    // A small queue bound: a burst of pipelined publishes fanned out at once would put
+    // far more than 64 frames behind every reader.
+    let server = Server::start(&["--workers", "2", "--max-queued-frames", "64"]);
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let mut sub = watch(&server, "burst");
+            std::thread::spawn(move || (0..N).map(|_| sub.next().data).collect::<Vec<_>>())
+        })
+        .collect();
+
+    let mut conn = TcpStream::connect(server.addr).unwrap();
+    let mut writer_conn = conn.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let all: String = (0..N)
+            .map(|i| publish_request("burst", &format!("e{i}")))
+            .collect();
+        writer_conn.write_all(all.as_bytes()).unwrap();
+    });
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 65536];
+    conn.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let answers = loop {
+        let parsed = parse_responses(&raw, false).unwrap();
+        if parsed.responses.len() >= N {
+            break parsed.responses;
+        }
+        let n = conn.read(&mut chunk).expect("answers keep coming");
+        assert!(n > 0, "closed after {} answers", parsed.responses.len());
+        raw.extend_from_slice(&chunk[..n]);
+    };
+    writer.join().unwrap();
+    assert!(answers.iter().all(|r| r.status == 202));
+
+    let expected: Vec<String> = (0..N).map(|i| format!("e{i}")).collect();
+    for reader in readers {
+        assert_eq!(
+            reader.join().unwrap(),
+            expected,
+            "every reader got every event"
+        );
+    }
+    assert_eq!(
+        server.metric("ringcast_closes_total{reason=\"slow\"}"),
+        0,
+        "a reader was evicted for the server's own backlog"
+    );
+    assert!(
+        server.metric("ringcast_publish_waits_total") > 0,
+        "the publisher was never held back"
+    );
+}

@@ -1,4 +1,4 @@
-//! Step 2 of the worker loop: every event in the inbox goes to every local subscriber
+//! Step 3 of the worker loop: every event in the inbox goes to every local subscriber
 //! of its topics, as a reference-counted clone of the one shared frame.
 
 use std::collections::VecDeque;
@@ -10,16 +10,20 @@ use slab::Slab;
 use super::hub::Hub;
 use super::inbox::{Event, Inbox};
 use crate::conn::{flags, CloseReason, Conn, Phase};
-use crate::worker::Worker;
+use crate::worker::{Dirty, Worker};
 
 impl Worker {
-    /// Drains the inbox into subscriber queues. Subscribers pushed over their queue bound
-    /// are evicted after the walk (closing one mid-walk would reorder the list being walked).
+    /// Drains the inbox into subscriber queues: the batches it holds now, not those that
+    /// arrive meanwhile (publishers as fast as the fan-out would keep it here forever;
+    /// they wait in the inbox for the next turn, where their age holds publishes back, see
+    /// `Shared::publish_capacity`). Subscribers pushed over their queue bound are evicted
+    /// after the walk (closing one mid-walk would reorder the list being walked).
     pub fn drain_inbox(&mut self, inbox: &Inbox) {
         let max_queued = self.shared.config.max_queued_frames;
         let mut queued = 0u64;
         let mut evict = std::mem::take(&mut self.evict);
-        while let Some(batch) = inbox.pop() {
+        for _ in 0..inbox.len() {
+            let Some(batch) = inbox.pop() else { break };
             if let Some((topic, frame)) = &batch.notice {
                 self.notify(topic.as_deref(), frame);
             }
@@ -28,6 +32,7 @@ impl Worker {
                     &self.hub,
                     &mut self.conns,
                     &mut self.dirty,
+                    self.turn_ms,
                     &mut evict,
                     event,
                     max_queued,
@@ -45,11 +50,13 @@ impl Worker {
 
 /// Queues one event for every local subscriber of its topics: a reference-count bump
 /// and a queue push each. Connections that got their first frame of the turn go on
-/// `dirty`; those over `max_queued` go on `evict`. Returns the number queued.
+/// `dirty`; slow readers over `max_queued` go on `evict` (see [`queue`]). Returns the
+/// number queued.
 pub fn fan_out(
     hub: &Hub,
     conns: &mut Slab<Conn>,
-    dirty: &mut VecDeque<u32>,
+    dirty: &mut VecDeque<Dirty>,
+    now_ms: u32,
     evict: &mut Vec<u32>,
     event: &Event,
     max_queued: usize,
@@ -63,7 +70,10 @@ pub fn fan_out(
                     queued += 1;
                     if !conn.has(flags::DIRTY) {
                         conn.set(flags::DIRTY);
-                        dirty.push_back(sub.conn);
+                        dirty.push_back(Dirty {
+                            key: sub.conn,
+                            since: now_ms,
+                        });
                     }
                 }
                 Queued::Over => evict.push(sub.conn),
@@ -100,18 +110,104 @@ enum Queued {
     Over,
 }
 
+/// How far past its bound a subscriber that is still reading may queue: frames pile up
+/// there only while its worker runs behind (publishes then wait, see
+/// `Shared::publish_capacity`) or after a batch larger than the bound.
+pub const BOUND_WHILE_READING: usize = 4;
+
 /// Queues event `id` for one subscriber unless it already has it: `last_id` makes an
 /// event published to several of its topics arrive once, and makes the seam between a
 /// replay and live events gap- and duplicate-free.
+///
+/// A subscriber is over its bound, and evicted as slow, when `max_queued` frames wait
+/// while the kernel has not taken its last write (a send parked on a full socket buffer,
+/// or refused with EAGAIN: it is not reading). One whose frames wait only for the worker
+/// gets [`BOUND_WHILE_READING`] times the room. (The loop reaps completions before it
+/// fans out, so a finished write no longer counts as in flight here.)
 fn queue(conn: &mut Conn, id: u64, frame: &Bytes, max_queued: usize) -> Queued {
     if id <= conn.last_id || conn.phase != Phase::Stream || conn.has(flags::EVICT) {
         return Queued::No;
     }
     conn.last_id = id;
-    if conn.out.len() >= max_queued {
+    let len = conn.out.len();
+    let stuck = conn.has(flags::WRITING) || conn.has(flags::BLOCKED);
+    if len >= max_queued && (stuck || len >= max_queued * BOUND_WHILE_READING) {
         conn.set(flags::EVICT);
         return Queued::Over;
     }
     conn.out.push(frame.clone());
     Queued::Yes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smallvec::smallvec;
+    use std::sync::Arc;
+
+    const BOUND: usize = 8;
+
+    fn setup(n: usize) -> (Hub, Slab<Conn>) {
+        let (mut hub, mut conns) = (Hub::default(), Slab::new());
+        for _ in 0..n {
+            let mut conn = Conn::new(-1, 0);
+            conn.phase = Phase::Stream;
+            let key = conns.insert(conn) as u32;
+            let link = hub.subscribe("t", key, 0);
+            conns[key as usize].links.push(link);
+        }
+        (hub, conns)
+    }
+
+    /// Publishes events `ids` to every subscriber; returns who was found over its bound.
+    fn publish(hub: &Hub, conns: &mut Slab<Conn>, ids: std::ops::RangeInclusive<u64>) -> Vec<u32> {
+        let (mut dirty, mut evict) = (VecDeque::new(), Vec::new());
+        for id in ids {
+            let event = Event {
+                id,
+                topics: smallvec![Arc::from("t")],
+                frame: Bytes::from_static(b"data: x\n\n"),
+            };
+            fan_out(hub, conns, &mut dirty, 0, &mut evict, &event, BOUND);
+        }
+        evict
+    }
+
+    #[test]
+    fn a_reader_whose_write_is_stuck_is_over_its_bound() {
+        let (hub, mut conns) = setup(2);
+        conns[0].set(flags::WRITING);
+        conns[1].set(flags::BLOCKED);
+        assert!(publish(&hub, &mut conns, 1..=BOUND as u64).is_empty());
+        assert_eq!(
+            publish(&hub, &mut conns, BOUND as u64 + 1..=BOUND as u64 + 1),
+            [0, 1]
+        );
+        assert!(conns.iter().all(|(_, c)| c.has(flags::EVICT)));
+    }
+
+    #[test]
+    fn frames_waiting_only_for_the_worker_get_more_room() {
+        let (hub, mut conns) = setup(1);
+        let room = (BOUND * BOUND_WHILE_READING) as u64;
+        assert!(publish(&hub, &mut conns, 1..=room).is_empty());
+        assert_eq!(conns[0].out.len(), room as usize);
+        assert_eq!(publish(&hub, &mut conns, room + 1..=room + 1), [0]);
+    }
+
+    #[test]
+    fn dirty_connections_are_listed_once_with_the_time_they_began_to_wait() {
+        let (hub, mut conns) = setup(3);
+        let (mut dirty, mut evict) = (VecDeque::new(), Vec::new());
+        for (id, now) in [(1, 10), (2, 20)] {
+            let event = Event {
+                id,
+                topics: smallvec![Arc::from("t")],
+                frame: Bytes::from_static(b"data: x\n\n"),
+            };
+            fan_out(&hub, &mut conns, &mut dirty, now, &mut evict, &event, BOUND);
+        }
+        let listed: Vec<(u32, u32)> = dirty.iter().map(|d| (d.key, d.since)).collect();
+        assert_eq!(listed, [(0, 10), (1, 10), (2, 10)]);
+    }
 }

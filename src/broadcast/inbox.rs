@@ -4,10 +4,10 @@
 //! thread push to, plus a flag that makes a burst of publishes cost at most one cross-thread
 //! wake per worker until the worker drains again.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::Waker;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
@@ -42,24 +42,50 @@ pub struct Inbox {
     /// True from the first push after a drain until the worker drains again: later pushes
     /// skip the wake.
     notified: AtomicBool,
+    /// When that first push woke the worker ([`now_us`]), 0 once it has drained: how long
+    /// the oldest batch in the queue has waited for the worker.
+    waiting_since: AtomicU64,
+    /// Events in the queued batches.
+    events: AtomicUsize,
     waker: AtomicWaker,
+}
+
+/// Microseconds on a process-wide monotonic clock, never 0.
+fn now_us() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64 + 1
 }
 
 impl Inbox {
     /// Publisher side, inside the sequencer's critical section (that is what orders batches
     /// identically in every inbox).
     pub fn push(&self, batch: Arc<Batch>) {
+        self.events.fetch_add(batch.events.len(), Ordering::Relaxed);
         self.queue.push(batch);
     }
 
     /// Publisher side, after the critical section: wake the worker unless a wake is already
     /// pending. Returns whether this call woke it.
     pub fn notify(&self) -> bool {
+        // Only the first push the worker has not taken yet stamps the wait. Stamp, then
+        // flag: whoever flags after a take wakes the worker, whose next take clears both.
+        let _ =
+            self.waiting_since
+                .compare_exchange(0, now_us(), Ordering::AcqRel, Ordering::Relaxed);
         if self.notified.swap(true, Ordering::AcqRel) {
             return false;
         }
         self.waker.wake();
         true
+    }
+
+    /// How long the worker has left its oldest pushed batch waiting (zero when it is
+    /// not behind). Read by publishers on any thread.
+    pub fn waiting(&self) -> Duration {
+        match self.waiting_since.load(Ordering::Acquire) {
+            0 => Duration::ZERO,
+            since => Duration::from_micros(now_us().saturating_sub(since)),
+        }
     }
 
     /// Worker side: the task to wake on the next push.
@@ -70,11 +96,25 @@ impl Inbox {
     /// Worker side: whether a wake was requested since the last call. Clear the flag
     /// before draining, so a push racing with the drain wakes the worker again.
     pub fn take_notified(&self) -> bool {
-        self.notified.swap(false, Ordering::AcqRel)
+        let notified = self.notified.swap(false, Ordering::AcqRel);
+        self.waiting_since.store(0, Ordering::Release);
+        notified
     }
 
     pub fn pop(&self) -> Option<Arc<Batch>> {
-        self.queue.pop()
+        let batch = self.queue.pop()?;
+        self.events.fetch_sub(batch.events.len(), Ordering::Relaxed);
+        Some(batch)
+    }
+
+    /// Events waiting for the worker. Read by publishers on any thread.
+    pub fn events(&self) -> usize {
+        self.events.load(Ordering::Relaxed)
+    }
+
+    /// Batches queued.
+    pub fn len(&self) -> usize {
+        self.queue.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,5 +166,31 @@ mod tests {
         inbox.push(batch(101));
         assert!(inbox.notify(), "the first push after a drain wakes again");
         assert_eq!(counter.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_wait_runs_from_the_first_untaken_push_and_events_are_counted() {
+        let inbox = Inbox::default();
+        assert_eq!((inbox.waiting(), inbox.events()), (Duration::ZERO, 0));
+        inbox.push(batch(1));
+        inbox.notify();
+        std::thread::sleep(Duration::from_millis(20));
+        inbox.push(batch(2));
+        inbox.notify();
+        assert!(
+            inbox.waiting() >= Duration::from_millis(20),
+            "stamped by the first push"
+        );
+        assert_eq!(inbox.events(), 2);
+        assert!(inbox.take_notified());
+        assert_eq!(
+            inbox.waiting(),
+            Duration::ZERO,
+            "taken: the worker is on it"
+        );
+        inbox.pop();
+        assert_eq!(inbox.events(), 1);
+        inbox.pop();
+        assert_eq!(inbox.events(), 0);
     }
 }

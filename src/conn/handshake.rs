@@ -24,7 +24,7 @@ use super::{flags, CloseReason};
 use crate::http::body::ChunkedDecoder;
 use crate::http::parse;
 use crate::http::response::{self, Response};
-use crate::server::Shared;
+use crate::server::{Capacity, Shared};
 use crate::sys;
 use crate::worker::Worker;
 
@@ -34,6 +34,8 @@ const INITIAL_BUF: usize = 1024;
 /// client sees the answer instead of a reset caused by its unread request bytes.
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 64 << 10;
+/// How often a publish held back by a lagging fan-out looks again.
+const CAPACITY_POLL: Duration = Duration::from_millis(1);
 
 /// How a connection's task ends.
 enum End {
@@ -259,6 +261,7 @@ impl Http {
             Ok(valid) => valid,
             Err(Refusal { status, why }) => return Err(self.refuse(status, why)),
         };
+        self.wait_for_capacity().await?;
         let ids = match &shared.cluster {
             None => {
                 let first = publish::locally(&shared.sequencer, &valid);
@@ -283,6 +286,40 @@ impl Http {
             r = r.close();
         }
         Ok(r.body("application/json", json.as_bytes()))
+    }
+
+    /// Holds a publish back while fan-out runs behind (see [`Capacity`]): while a worker
+    /// lags, for at most the handshake timeout (then 503, and the publisher may retry);
+    /// while subscribers are saturated, for at most `--max-lag`.
+    async fn wait_for_capacity(&mut self) -> Result<(), End> {
+        let mut capacity = self.shared.publish_capacity();
+        if capacity == Capacity::Free {
+            return Ok(());
+        }
+        let cfg = &self.shared.config;
+        let (patience, pace) = (cfg.handshake_timeout, cfg.max_lag);
+        // The request timer must not end the wait before the wait ends itself.
+        self.worker
+            .borrow_mut()
+            .set_request_deadline(self.key, patience * 2);
+        self.worker.borrow().stats().publish_waits.add(1);
+        let started = std::time::Instant::now();
+        loop {
+            let waited = started.elapsed();
+            match capacity {
+                Capacity::Free => return Ok(()),
+                Capacity::Saturated if waited >= pace => return Ok(()),
+                Capacity::Lagging if waited >= patience => {
+                    return Err(self.refuse(
+                        503,
+                        "subscribers are too far behind; publish again shortly".into(),
+                    ))
+                }
+                _ => {}
+            }
+            monoio::time::sleep(CAPACITY_POLL).await;
+            capacity = self.shared.publish_capacity();
+        }
     }
 
     async fn read_body(&mut self, framing: Framing, limit: usize) -> Result<Vec<u8>, End> {

@@ -17,12 +17,7 @@ use bytes::Bytes;
 use crate::conn::{flags, CloseReason, Phase};
 use crate::stream::plane::{Op, Plane, Token};
 use crate::sys::{self, Readable};
-use crate::worker::Worker;
-
-/// Writes started per loop turn. About 5 ms of kernel send work: long enough to amortise
-/// the turn, short enough that publishes and new connections are served between turns
-/// of a large fan-out.
-pub const FLUSH_BATCH: usize = 1024;
+use crate::worker::{Dirty, Worker};
 
 /// Bytes a streaming subscriber may send us (it should send nothing) before it is closed.
 const MAX_DISCARD: usize = 64 << 10;
@@ -103,11 +98,14 @@ impl Worker {
         let conn = &mut self.conns[key as usize];
         if !conn.has(flags::DIRTY) {
             conn.set(flags::DIRTY);
-            self.dirty.push_back(key);
+            self.dirty.push_back(Dirty {
+                key,
+                since: self.turn_ms,
+            });
         }
     }
 
-    /// Starts a write for up to [`FLUSH_BATCH`] dirty connections that have none in
+    /// Starts a write for up to `flush_batch` dirty connections that have none in
     /// flight, oldest first, and submits them with one system call. If more remain, the
     /// loop takes another turn after letting the worker's other tasks run: publishes that
     /// arrive meanwhile are queued behind the frames of connections not yet written, and
@@ -115,12 +113,22 @@ impl Worker {
     pub fn flush(&mut self) {
         // Completions of writes made here (all of them, on the epoll plane) can make
         // connections dirty again; they are handled by the next turn's reap.
-        for _ in 0..FLUSH_BATCH {
-            let Some(key) = self.dirty.pop_front() else {
+        let deep_queue = self.shared.config.max_queued_frames / 2;
+        // Every subscriber with frames waiting is sampled, written to now or still
+        // waiting for the kernel to take its last write.
+        let (mut lag, mut sampled, mut deep) = (0, 0, 0);
+        for _ in 0..self.shared.config.flush_batch {
+            let Some(Dirty { key, since }) = self.dirty.pop_front() else {
                 break;
             };
+            lag = lag.max(self.turn_ms.wrapping_sub(since));
             if let Some(conn) = self.conns.get_mut(key as usize) {
                 conn.clear(flags::DIRTY);
+                let frames = conn.out.len();
+                if frames > 0 && conn.phase == Phase::Stream {
+                    sampled += 1;
+                    deep += usize::from(frames > deep_queue);
+                }
                 if !conn.has(flags::WRITING) && !conn.has(flags::BLOCKED) && !conn.has(flags::HELD)
                 {
                     self.start_write(key);
@@ -128,6 +136,15 @@ impl Worker {
             }
         }
         self.plane.submit();
+        // The longest wait among this turn's writes is the worker's lag, unless nobody is
+        // left waiting: then the next event is written at once.
+        let lag = if self.dirty.is_empty() { 0 } else { lag };
+        self.stats().lag.set(u64::from(lag));
+        if sampled > 0 {
+            self.stats().saturated.set(u64::from(deep * 2 > sampled));
+        } else if self.dirty.is_empty() && self.writing == 0 {
+            self.stats().saturated.set(0);
+        }
         if !self.dirty.is_empty() {
             self.wake.kick();
         }
@@ -151,6 +168,7 @@ impl Worker {
         // while WRITING is set. A single iovec is copied into the submission itself.
         unsafe { self.plane.write(token, conn.fd, iov) };
         conn.set(flags::WRITING);
+        self.writing += 1;
         conn.last_write = now;
         if conn.stalled_since == 0 {
             conn.stalled_since = now.max(1);
@@ -182,6 +200,7 @@ impl Worker {
         let now = self.clock.now() as u32;
         let conn = &mut self.conns[key as usize];
         conn.clear(flags::WRITING);
+        self.writing -= 1;
         if conn.phase == Phase::Closing {
             self.finalize_if_done(key);
             return;

@@ -9,9 +9,14 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes};
 
-/// At most this many frames per write; enough to amortise the system call, far below
-/// the kernel's `UIO_MAXIOV` (1024).
-const MAX_IOV: usize = 64;
+/// At most this many frames per write: the kernel's `UIO_MAXIOV`. A subscriber that fell
+/// behind (its worker busy elsewhere) catches up in one write instead of one per sweep.
+const MAX_IOV: usize = 1024;
+
+/// Frames are added to a write until it carries this many bytes: about what a socket's
+/// send buffer takes at once (`--sndbuf` defaults to 128 KiB), so no iovec is built
+/// for bytes the kernel would refuse.
+const WRITE_BYTES: usize = 256 << 10;
 
 #[derive(Default)]
 pub enum Out {
@@ -88,7 +93,14 @@ impl Out {
             }
             Out::Many(q) => {
                 q.iov.clear();
-                q.iov.extend(q.frames.iter().take(MAX_IOV).map(iovec));
+                let mut bytes = 0;
+                for frame in q.frames.iter().take(MAX_IOV) {
+                    if bytes >= WRITE_BYTES {
+                        break;
+                    }
+                    bytes += frame.len();
+                    q.iov.push(iovec(frame));
+                }
                 &q.iov
             }
         }
@@ -192,5 +204,17 @@ mod tests {
         assert_eq!(queued_bytes(&mut out).len(), MAX_IOV);
         out.consume(MAX_IOV);
         assert_eq!(out.len(), 10);
+    }
+
+    #[test]
+    fn writes_stop_adding_frames_past_the_byte_budget() {
+        let mut out = Out::default();
+        let frame = Bytes::from(vec![b'x'; 100 << 10]);
+        for _ in 0..5 {
+            out.push(frame.clone());
+        }
+        // 100 KiB, 200 KiB (< 256 KiB), 300 KiB: three frames, then the budget is spent.
+        assert_eq!(queued_bytes(&mut out).len(), 300 << 10);
+        assert_eq!(out.len(), 5);
     }
 }

@@ -141,6 +141,19 @@ impl Plane {
         }
     }
 
+    /// Rings the doorbell from user space, so that the loop's next turn comes only after
+    /// the runtime has done a full pass of its own I/O (publish reads, accepts) rather
+    /// than straight away. Returns false where the doorbell cannot be rung (epoll plane).
+    pub fn nudge(&self) -> bool {
+        match self {
+            Plane::Ring(r) => {
+                crate::sys::eventfd_signal(r.doorbell());
+                true
+            }
+            Plane::Epoll(_) => false,
+        }
+    }
+
     /// The loop starts a turn: it will collect completions itself.
     pub fn mute(&mut self) {
         if let Plane::Ring(r) = self {
