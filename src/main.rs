@@ -98,7 +98,7 @@ struct Flags {
     flush_batch: usize,
     /// Publishes wait while published events wait longer than this for a worker to
     /// write them (overload slows publishers down rather than evicting subscribers).
-    #[arg(long, env = "RINGCAST_MAX_LAG", default_value = "200ms", value_parser = parse_duration)]
+    #[arg(long, env = "RINGCAST_MAX_LAG", default_value = "500ms", value_parser = parse_duration)]
     max_lag: Duration,
     /// Timer resolution: heartbeats and timeouts round up to it.
     #[arg(long, env = "RINGCAST_TICK", default_value = "10ms", value_parser = parse_duration)]
