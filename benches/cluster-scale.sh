@@ -6,6 +6,7 @@
 #
 #   benches/cluster-scale.sh [N] [K] [RATE] [DURATION]
 #   benches/cluster-scale.sh 200000 12 0.5 20s
+#   CONNECT_RATE=3000 benches/cluster-scale.sh    (new connections per second, default 4000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ N=${1:-200000}
 K=${2:-12}
 RATE=${3:-0.5}
 DURATION=${4:-20s}
+CONNECT_RATE=${CONNECT_RATE:-4000}
 PORT=29400
 REDIS_PORT=29379
 OUT=target/bench-results/cluster-$(date +%Y%m%d-%H%M%S)
@@ -50,6 +52,6 @@ for pid in "${server_pids[@]}"; do pid_flags+=(--server-pid "$pid"); done
 echo "== $N subscribers over $K processes on 127.0.0.1:$PORT, fan-out at $RATE events/s for $DURATION" >&2
 target/release/loadgen fanout -n "$N" -t 1 -r "$RATE" -p 64 -d "$DURATION" \
     --server "http://127.0.0.1:$PORT" --src-ips 127.0.0.2-127.0.0.17 \
-    --connect-rate 4000 --connect-inflight 512 --drain-timeout 60s \
+    --connect-rate "$CONNECT_RATE" --connect-inflight 512 --drain-timeout 60s \
     "${pid_flags[@]}" --json "$OUT/fanout.json" -q | tee "$OUT/fanout.txt"
 echo "results in $OUT" >&2

@@ -65,6 +65,9 @@ pub struct Connections {
     /// From starting a connect to a complete response head.
     pub connect_us: Summary,
     pub dropped_by_server: u64,
+    /// Established only after publishing began (the connect phase ran out of time);
+    /// their losses count from their first event.
+    pub late_joiners: u64,
     pub worker_processes: usize,
     pub threads_per_process: u32,
     pub source_addresses: usize,
@@ -192,6 +195,7 @@ pub fn build(plan: Plan, env: Environment, m: Measured) -> Report {
             connect_rate_per_s: round(c.established as f64 / m.connect_s.max(1e-9), 1),
             connect_us: hist::summary(&hists.connect),
             dropped_by_server: c.dropped_by_server,
+            late_joiners: c.late_joiners,
             worker_processes: m.shards.len(),
             threads_per_process: m
                 .shards

@@ -74,6 +74,9 @@ counters! {
         attempted,
         /// Subscribers whose first attempt got `200` and a stream.
         established,
+        /// Of those, subscribers first connected after publishing began (the connect
+        /// phase ran out of time): losses count only from their first event.
+        late_joiners,
         /// Live connections the server closed or reset without loadgen asking, slow
         /// subscribers excepted (those are `evicted`).
         dropped_by_server,

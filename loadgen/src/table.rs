@@ -41,6 +41,15 @@ pub fn render(r: &Report) -> String {
     );
     row("connect latency", lat(&c.connect_us));
     row("dropped by server", c.dropped_by_server.to_string());
+    if c.late_joiners > 0 {
+        row(
+            "joined late",
+            format!(
+                "{} connected after publishing began (losses counted from their first event)",
+                c.late_joiners
+            ),
+        );
+    }
     if let Some(p) = &r.publish {
         row(
             "published",

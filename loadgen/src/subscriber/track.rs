@@ -52,6 +52,11 @@ pub struct Sub {
     pub received: u64,
     /// Set at a resume until the first event after it, to attribute a hole to it.
     pub resuming: bool,
+    /// First connected after publishing began: what was published before its first
+    /// event is neither expected nor lost (it had no connection to receive it on).
+    pub late: bool,
+    /// For a late subscriber, the seq just before its first event.
+    pub base_seq: u64,
     /// Last SSE `id:` seen, sent back as Last-Event-ID. Reused, so not an allocation
     /// per event; left empty unless the scenario reconnects.
     pub last_id: Vec<u8>,
@@ -69,6 +74,8 @@ impl Sub {
             lost: 0,
             received: 0,
             resuming: false,
+            late: false,
+            base_seq: 0,
             last_id: Vec::new(),
         }
     }
@@ -109,6 +116,10 @@ pub fn on_block(sub: &mut Sub, b: &Block<'_>, clock: Clock, c: &mut Counters, h:
         c.duplicates += 1;
         return;
     }
+    if sub.late && sub.received == 0 {
+        sub.base_seq = seq - 1;
+        sub.last_seq = seq - 1;
+    }
     let hole = seq - sub.last_seq - 1;
     sub.lost += hole;
     if sub.resuming && hole > 0 {
@@ -139,6 +150,11 @@ pub fn finish(sub: &Sub, final_seq: u64, c: &mut Counters) {
     if matches!(sub.life, Life::Waiting | Life::Connecting | Life::Failed) {
         return;
     }
+    if sub.late && sub.received == 0 {
+        // Joined after publishing began and got nothing: it may well have joined after
+        // the last event; nothing to hold against the server.
+        return;
+    }
     let lost = sub.lost + final_seq.saturating_sub(sub.last_seq);
     if sub.slow {
         c.slow_subs += 1;
@@ -146,7 +162,7 @@ pub fn finish(sub: &Sub, final_seq: u64, c: &mut Counters) {
         c.evicted += u64::from(sub.life == Life::ClosedByServer);
         return;
     }
-    c.expected += final_seq;
+    c.expected += final_seq.saturating_sub(sub.base_seq);
     c.lost += lost;
     c.subs_with_loss += u64::from(lost > 0);
     c.max_lost_per_sub = c.max_lost_per_sub.max(lost);
@@ -230,6 +246,32 @@ mod tests {
             ),
             (1, 2, 1, 2)
         );
+    }
+
+    #[test]
+    fn a_late_subscriber_counts_from_its_first_event() {
+        let (mut c, mut h) = (Counters::default(), Hists::default());
+        let mut s = Sub::new(0, false);
+        (s.life, s.late) = (Life::Live, true);
+        for d in [&b"4 0 "[..], b"5 0 ", b"7 0 "] {
+            on_block(&mut s, &block(d), CLOCK, &mut c, &mut h);
+        }
+        finish(&s, 8, &mut c);
+        // 6 is a hole and 8 the missing tail; 1..3 came before it connected.
+        assert_eq!((c.expected, c.lost, c.events), (5, 2, 3));
+        let mut empty = Sub::new(0, false);
+        (empty.life, empty.late) = (Life::Live, true);
+        finish(&empty, 8, &mut c);
+        assert_eq!(
+            (c.expected, c.lost),
+            (5, 2),
+            "nothing held against a late joiner that got nothing"
+        );
+        let mut early = Sub::new(0, false);
+        early.life = Life::Live;
+        on_block(&mut early, &block(b"4 0 "), CLOCK, &mut c, &mut h);
+        finish(&early, 4, &mut c);
+        assert_eq!((c.expected, c.lost), (9, 5), "on time: 1..3 are lost");
     }
 
     #[test]
