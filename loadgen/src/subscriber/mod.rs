@@ -38,15 +38,17 @@ pub async fn run(w: Rc<Worker>, i: usize) {
             let now = mono_ns();
             let t0 = w.ctl.t0_ns();
             let late = t0 != 0 && now >= t0;
-            let mut c = w.counters.borrow_mut();
-            c.established += 1;
-            c.late_joiners += u64::from(late);
-            drop(c);
+            {
+                let mut c = w.counters.borrow_mut();
+                c.established += 1;
+                c.late_joiners += u64::from(late);
+            }
             hist::record_ns(&mut w.hists.borrow_mut().connect, now - started);
-            let mut subs = w.subs.borrow_mut();
-            subs[i].life = Life::Live;
-            subs[i].late = late;
-            drop(subs);
+            {
+                let mut subs = w.subs.borrow_mut();
+                subs[i].life = Life::Live;
+                subs[i].late = late;
+            }
             live(&w, i, conn).await;
         }
     }
