@@ -37,11 +37,8 @@ pub const DEFAULT_MAX_QUEUED_FRAMES: usize = 1024;
 pub const DEFAULT_SNDBUF: usize = 128 << 10;
 /// Writes started per loop turn (see `Config::flush_batch`).
 pub const DEFAULT_FLUSH_BATCH: usize = 128;
-/// How far fan-out may fall behind publishing before publishes wait for it. It must sit
-/// above the time one event's fan-out takes on its own (about 150–300 ms for 19,000
-/// loopback subscribers on 2 cores): at 200 ms the gate tripped on ordinary fan-outs
-/// of 1 KiB events, held publishers back until each event was written alone, and cut
-/// deliveries per CPU-second by 3–6x (see BENCHMARKS.md).
+/// How long published events may wait in a worker's inbox before publishes wait, and
+/// how long each publish waits while subscribers are saturated (see `Capacity`).
 pub const DEFAULT_MAX_LAG: Duration = Duration::from_millis(500);
 /// Timer wheel resolution: heartbeats and timeouts are rounded up to this.
 pub const DEFAULT_TICK: Duration = Duration::from_millis(10);

@@ -96,8 +96,9 @@ struct Flags {
     /// Writes a worker starts per loop turn before serving its other tasks again.
     #[arg(long, env = "RINGCAST_FLUSH_BATCH", default_value_t = config::DEFAULT_FLUSH_BATCH)]
     flush_batch: usize,
-    /// Publishes wait while published events wait longer than this for a worker to
-    /// write them (overload slows publishers down rather than evicting subscribers).
+    /// Publishes wait while published events wait longer than this in a worker's inbox,
+    /// and up to this each while subscribers are saturated (overload slows publishers
+    /// down rather than evicting subscribers).
     #[arg(long, env = "RINGCAST_MAX_LAG", default_value = "500ms", value_parser = parse_duration)]
     max_lag: Duration,
     /// Timer resolution: heartbeats and timeouts round up to it.

@@ -145,8 +145,7 @@ pub fn render(shared: &Shared) -> String {
     let _ = writeln!(
         out,
         "# HELP ringcast_fanout_lag_seconds How long queued frames waited for their worker \
-         to start writing them (the last turn's longest); publishes wait while it is over \
-         --max-lag.\n# TYPE ringcast_fanout_lag_seconds gauge"
+         to start writing them (the last turn's longest).\n# TYPE ringcast_fanout_lag_seconds gauge"
     );
     for (i, w) in workers.iter().enumerate() {
         let seconds = w.lag.get() as f64 / 1000.0;
