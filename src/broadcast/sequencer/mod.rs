@@ -133,14 +133,10 @@ impl Sequencer {
             published_at,
             notice: None,
         });
-        for inbox in self.inboxes.iter() {
-            inbox.push(batch.clone());
-        }
+        self.hand_out(batch);
         self.last_id.store(first + count - 1, Ordering::Release);
         drop(state);
-        for inbox in self.inboxes.iter() {
-            inbox.notify();
-        }
+        self.wake_workers();
         first
     }
 
@@ -207,6 +203,21 @@ impl Sequencer {
 
     pub fn first_id(&self) -> u64 {
         self.first_id
+    }
+
+    /// Queues `batch` in every worker's inbox; call inside the critical section, so every
+    /// inbox sees batches in the same order.
+    fn hand_out(&self, batch: Arc<Batch>) {
+        for inbox in self.inboxes.iter() {
+            inbox.push(batch.clone());
+        }
+    }
+
+    /// Wakes every worker that has no wake pending; call after the critical section.
+    fn wake_workers(&self) {
+        for inbox in self.inboxes.iter() {
+            inbox.notify();
+        }
     }
 
     fn now_ms(&self) -> u64 {

@@ -82,15 +82,11 @@ impl Sequencer {
                 published_at,
                 notice: None,
             });
-            for inbox in self.inboxes.iter() {
-                inbox.push(batch.clone());
-            }
+            self.hand_out(batch);
         }
         self.last_id.fetch_max(processed, Ordering::AcqRel);
         drop(state);
-        for inbox in self.inboxes.iter() {
-            inbox.notify();
-        }
+        self.wake_workers();
     }
 
     /// Sends `frame` (which carries no id) to every local subscriber of `topic`, or of
@@ -103,13 +99,9 @@ impl Sequencer {
             published_at: Instant::now(),
             notice,
         });
-        for inbox in self.inboxes.iter() {
-            inbox.push(batch.clone());
-        }
+        self.hand_out(batch);
         drop(state);
-        for inbox in self.inboxes.iter() {
-            inbox.notify();
-        }
+        self.wake_workers();
     }
 
     /// A subscriber connection starts watching `topics`. Returns the id live delivery to it
