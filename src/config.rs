@@ -112,6 +112,10 @@ pub struct Config {
     pub cors: Option<Arc<Cors>>,
     /// Share publishes with other processes through Redis; None: this process alone.
     pub cluster: Option<crate::cluster::Settings>,
+    /// Share the listening port with other processes (SO_REUSEPORT across processes).
+    /// Off, a port some other socket already listens on is refused at start: a forgotten
+    /// ringcast silently taking half the connections is a trap. Cluster mode shares.
+    pub reuse_port: bool,
 }
 
 impl Config {
@@ -148,6 +152,7 @@ impl Config {
             public_topics: Vec::new(),
             cors: None,
             cluster: None,
+            reuse_port: false,
         }
     }
 }
@@ -181,7 +186,7 @@ setters! {
     drain: Duration, history: usize, history_bytes: usize, history_ttl: Duration,
     publish_token: Option<String>, ring_entries: u32, flush_batch: usize, max_lag: Duration, tick: Duration, base_path: String,
     auth: Option<Arc<Auth>>, public_topics: Vec<Pattern>, cors: Option<Arc<Cors>>,
-    cluster: Option<crate::cluster::Settings>,
+    cluster: Option<crate::cluster::Settings>, reuse_port: bool,
 }
 
 /// Parses `200ms`, `15s`, `2m`, `1h`, `1d` (a bare number is seconds).

@@ -23,8 +23,7 @@
 //!
 //! In request order:
 //! - [`config`]: every tunable, built once in `main.rs` and passed down.
-//! - [`sys`]: the few raw system calls (rlimits, socket options). `unsafe` lives here, in
-//!   [`stream`]'s ring submissions, and in `http::cursor`'s 16-byte SSE2 scans.
+//! - [`sys`]: the few raw system calls (rlimits, socket options).
 //! - [`server`]: starts one worker per core, handles signals and the shutdown drain.
 //! - [`accept`]: one SO_REUSEPORT listener per worker; the connection limit.
 //! - [`http`]: the hand-rolled request-head parser, body decoding, responses.
@@ -38,6 +37,14 @@
 //! - [`cluster`]: scale-out through one Redis stream shared by many processes.
 //! - [`page`]: the live page at `GET /`, and the `sys:stats` stream that feeds it.
 //! - [`metrics`] and [`logging`]: counters for `/metrics`, structured logs.
+
+//!
+//! `unsafe` is denied everywhere but in three homes, each allowing it for itself: [`sys`]
+//! (system calls), the data plane's kernel interface (`stream::plane`, `stream::ring`,
+//! `stream::epoll`: submissions that point the kernel at frames), and `http::cursor`
+//! (16-byte SSE2 scans).
+
+#![deny(unsafe_code)]
 
 pub mod accept;
 pub mod auth;

@@ -146,6 +146,10 @@ struct Flags {
     /// (`redis://[:password@]host:port[/db]`); see README "Scale-out".
     #[arg(long, env = "RINGCAST_CLUSTER", hide_env_values = true)]
     cluster: Option<String>,
+    /// Share the listening port with other processes already listening on it (implied
+    /// by --cluster). Without it, a port in use is an error at start.
+    #[arg(long, env = "RINGCAST_REUSE_PORT")]
+    reuse_port: bool,
     /// The Redis Stream all processes share.
     #[arg(
         long,
@@ -273,7 +277,8 @@ impl Flags {
                     .collect(),
             )
             .cors(cors)
-            .cluster(cluster))
+            .cluster(cluster)
+            .reuse_port(self.reuse_port))
     }
 }
 

@@ -22,7 +22,7 @@ use crate::config::{Config, Driver};
 use crate::metrics::WorkerStats;
 use crate::stream::plane::Plane;
 use crate::timer::wheel::Wheel;
-use crate::worker::{self, Clock, Wake, Worker};
+use crate::worker::{self, Clock, Events, Worker};
 use crate::{accept, sys};
 
 /// Descriptors kept back from the connection limit: listeners, rings, eventfds, epoll,
@@ -131,6 +131,10 @@ impl Server {
                 ))
             }
         };
+        let shared_port = config.reuse_port || config.cluster.is_some();
+        if !shared_port {
+            refuse_shared_port(config.listen)?;
+        }
         let listeners = bind_listeners(config.listen, workers)?;
         let local_addr = listeners[0].local_addr()?;
         let max_connections = config
@@ -211,6 +215,28 @@ pub fn run(config: Config) -> io::Result<()> {
     Ok(())
 }
 
+/// Fails if some socket already listens on `addr`: a bind without SO_REUSEPORT is
+/// refused exactly then (a listener of another process with SO_REUSEPORT would otherwise
+/// silently share the port, and the kernel would split new connections between the two).
+fn refuse_shared_port(addr: SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    match probe.bind(&addr.into()) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(io::Error::new(
+            e.kind(),
+            format!("{addr} is already in use (another ringcast?); pass --reuse-port to share it"),
+        )),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("while binding {addr}: {e}"),
+        )),
+        Ok(()) => Ok(()),
+    }
+}
+
 fn bind_listeners(addr: SocketAddr, workers: usize) -> io::Result<Vec<std::net::TcpListener>> {
     let mut listeners = Vec::with_capacity(workers);
     let mut addr = addr;
@@ -278,7 +304,13 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
                 std::process::exit(1);
             }
         };
-        let doorbell = plane.doorbell();
+        let events = match plane.pollable().and_then(|fd| Events::new(shared.inboxes[index].clone(), fd)) {
+            Ok(e) => e,
+            Err(e) => {
+                log::error!(worker = index, error:% = e; "cannot watch the data plane");
+                std::process::exit(1);
+            }
+        };
         let worker = Rc::new(RefCell::new(Worker {
             index,
             listener_fd: std::os::fd::AsRawFd::as_raw_fd(&listener),
@@ -297,13 +329,12 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
             next_gen: 0,
             drain: None,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1),
-            wake: Rc::new(Wake::default()),
+            kick: events.kick(),
             housekept: std::time::Instant::now(),
             busy: false,
             shared,
         }));
-        monoio::spawn(worker::doorbell(doorbell, worker.clone()));
         monoio::spawn(accept::run(listener, worker.clone()));
-        worker::run(worker).await;
+        worker::run(worker, events).await;
     });
 }

@@ -1,6 +1,8 @@
 //! The raw system calls the server makes outside its runtimes: file-descriptor limits,
-//! socket options and shutdowns, the eventfd doorbell, and epoll for the legacy plane.
+//! socket options and shutdowns, the eventfd that nudges the legacy plane, and epoll for the legacy plane.
 //! Every `unsafe` block outside the io_uring submission code lives here.
+
+#![allow(unsafe_code)] // one of the three homes of `unsafe` (see lib.rs): system calls
 
 use std::io;
 use std::os::fd::RawFd;
@@ -160,8 +162,7 @@ pub fn send_now(fd: RawFd, bytes: &[u8]) -> usize {
     usize::try_from(n).unwrap_or(0)
 }
 
-/// A nonblocking eventfd: the doorbell a private ring rings when it completes work
-/// asynchronously, so the worker's runtime wakes up to reap it.
+/// A nonblocking eventfd (the legacy plane's nudge).
 pub fn eventfd() -> io::Result<RawFd> {
     // SAFETY: creates a new descriptor; no pointers involved.
     check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })

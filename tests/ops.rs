@@ -199,3 +199,23 @@ fn metrics_move_as_events_flow() {
             && server.metric("ringcast_closes_total{reason=\"peer\"}") >= 3
     });
 }
+
+#[test]
+fn a_second_server_on_a_port_in_use_is_refused_unless_it_asks_to_share() {
+    let first = Server::start(&["--workers", "2"]);
+    let port = first.addr.to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringcast"))
+        .args(["--listen", &port])
+        .output()
+        .expect("run ringcast");
+    assert_eq!(out.status.code(), Some(1), "exit status");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already in use") && err.contains("--reuse-port"),
+        "{err}"
+    );
+    // Asked to share, it starts next to the first one.
+    let second = Server::start(&["--workers", "1", "--listen", &port, "--reuse-port"]);
+    assert_eq!(second.addr, first.addr);
+    assert_eq!(common::get(second.addr, "/healthz").0, 200);
+}

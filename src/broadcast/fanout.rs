@@ -8,7 +8,7 @@ use bytes::Bytes;
 use slab::Slab;
 
 use super::hub::Hub;
-use super::inbox::{Event, Inbox};
+use super::inbox::Event;
 use crate::conn::{flags, CloseReason, Conn, Phase};
 use crate::worker::{Dirty, Worker};
 
@@ -18,7 +18,8 @@ impl Worker {
     /// they wait in the inbox for the next turn, where their age holds publishes back, see
     /// `Shared::publish_capacity`). Subscribers pushed over their queue bound are evicted
     /// after the walk (closing one mid-walk would reorder the list being walked).
-    pub fn drain_inbox(&mut self, inbox: &Inbox) {
+    pub fn drain_inbox(&mut self) {
+        let inbox = self.shared.inboxes[self.index].clone();
         let max_queued = self.shared.config.max_queued_frames;
         let mut queued = 0u64;
         let mut evict = std::mem::take(&mut self.evict);

@@ -82,7 +82,7 @@ impl Worker {
         // firing before `timeout` has really passed.
         let deadline = self.clock.now() + self.clock.ticks(timeout).max(1) + 1;
         self.wheel.insert(key, deadline);
-        self.wake.kick_before(deadline);
+        self.kick.before(self.clock.instant(deadline));
     }
 
     /// Step 4 of the loop: fire due timers, and advance the shutdown drain.

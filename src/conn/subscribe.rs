@@ -201,10 +201,12 @@ impl Worker {
         self.stats().replayed.add(frames.len() as u64);
         first.extend(pack(frames));
         let conn = &mut self.conns[key as usize];
+        // A held connection has never started a write, so no iovec points into its queue.
+        debug_assert!(!conn.has(super::flags::WRITING), "prepend behind a write");
         conn.out.prepend(first);
         conn.clear(super::flags::HELD);
-        self.mark_dirty(key);
-        self.wake.kick();
+        self.mark_dirty_first(key);
+        self.kick.now();
     }
 
     fn preamble(&self, request: &Subscribe) -> Bytes {

@@ -7,6 +7,8 @@
 //! [`super::token`]. Buffers shorter than a block use the tables directly, and the tests
 //! check every path against them.
 
+#![allow(unsafe_code)] // one of the three homes of `unsafe` (see lib.rs): SSE2 intrinsics
+
 use super::token::{FIELD_VALUE, NAME_FAST, TARGET};
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]

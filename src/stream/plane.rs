@@ -8,10 +8,13 @@
 //! plain nonblocking `writev`, reporting their results as the same [`Completion`]s, so the
 //! connection logic above is written once.
 
+#![allow(unsafe_code)] // one of the three homes of `unsafe` (see lib.rs): the write submission
+
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 
 use super::epoll::Epoll;
+use super::out::Out;
 use super::ring::Ring;
 
 /// What an operation was for.
@@ -97,12 +100,19 @@ impl Plane {
         }
     }
 
-    /// The descriptor that becomes readable when completions arrived asynchronously.
-    pub fn doorbell(&self) -> RawFd {
+    /// A duplicate of the descriptor that reads readable while completions wait, for
+    /// the loop's readiness poll (`worker::events`).
+    pub fn pollable(&self) -> io::Result<OwnedFd> {
         match self {
-            Plane::Ring(r) => r.doorbell(),
-            Plane::Epoll(e) => e.doorbell(),
+            Plane::Ring(r) => r.pollable(),
+            Plane::Epoll(e) => e.pollable(),
         }
+    }
+
+    /// Whether operations finish after the call that starts them (io_uring), rather than
+    /// within it (epoll).
+    pub fn completes_later(&self) -> bool {
+        matches!(self, Plane::Ring(_))
     }
 
     /// Arms a one-shot notification for the peer closing (or sending anything).
@@ -120,12 +130,30 @@ impl Plane {
         }
     }
 
-    /// Starts writing `iov`; the result arrives as a [`Completion`].
+    /// Starts writing what `out` holds (up to one write's worth); the result arrives as a
+    /// [`Completion`] for `token`.
     ///
+    /// The kernel reads the frames, and for several frames the iovec array, until that
+    /// completion is collected. That holds because of how the worker keeps an [`Out`]:
+    /// frames leave it only through [`Out::consume`], called with a write's completion; a
+    /// connection's `Out` is dropped only by `Worker::release`, which refuses while the
+    /// connection has a write in flight (`flags::WRITING`); and the iovec array of
+    /// several frames lives in the `Out`'s boxed queue, which `Out::iov` alone rebuilds.
+    pub fn write(&mut self, token: Token, fd: RawFd, out: &mut Out) {
+        let mut one = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }];
+        let iov = out.iov(&mut one);
+        // SAFETY: the iovecs stay valid until the completion, as argued above; a single
+        // iovec is copied into the submission itself (ring) or used at once (epoll).
+        unsafe { self.write_iov(token, fd, iov) }
+    }
+
     /// # Safety
     /// The memory each iovec points to, and the iovec array itself, must stay valid and
     /// unmoved until this write's completion has been collected.
-    pub unsafe fn write(&mut self, token: Token, fd: RawFd, iov: &[libc::iovec]) {
+    unsafe fn write_iov(&mut self, token: Token, fd: RawFd, iov: &[libc::iovec]) {
         match self {
             // SAFETY: forwarded from the caller.
             Plane::Ring(r) => unsafe { r.write(token, fd, iov) },
@@ -141,30 +169,21 @@ impl Plane {
         }
     }
 
-    /// Rings the doorbell from user space, so that the loop's next turn comes only after
-    /// the runtime has done a full pass of its own I/O (publish reads, accepts) rather
-    /// than straight away. Returns false where the doorbell cannot be rung (epoll plane).
-    pub fn nudge(&self) -> bool {
+    /// Makes the plane's descriptor readable from user space, so that the loop's next
+    /// turn comes only after the runtime's next pass over its own I/O (publish reads,
+    /// accepts) rather than straight away.
+    pub fn nudge(&mut self) {
         match self {
-            Plane::Ring(r) => {
-                crate::sys::eventfd_signal(r.doorbell());
-                true
-            }
-            Plane::Epoll(_) => false,
+            Plane::Ring(r) => r.nudge(),
+            Plane::Epoll(e) => e.nudge(),
         }
     }
 
-    /// The loop starts a turn: it will collect completions itself.
-    pub fn mute(&mut self) {
-        if let Plane::Ring(r) = self {
-            r.mute();
-        }
-    }
-
-    /// The loop is about to park; returns whether completions are already waiting.
-    pub fn unmute(&mut self) -> bool {
+    /// Whether completions were already collected from the kernel (or, on the epoll
+    /// plane, produced inline) without making the descriptor readable.
+    pub fn has_collected(&self) -> bool {
         match self {
-            Plane::Ring(r) => r.unmute(),
+            Plane::Ring(r) => r.has_stashed(),
             Plane::Epoll(e) => e.has_stashed(),
         }
     }

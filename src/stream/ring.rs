@@ -3,25 +3,23 @@
 //! monoio 0.2.4 gives every operation its own future; a subscriber that owns no future
 //! needs its writes and close-watches issued some other way, so each worker keeps this
 //! second ring next to monoio's. Operations carry the connection's token in `user_data`.
-//! A registered eventfd (the doorbell) tells the worker's runtime that completions
-//! arrived while the loop was parked. While the loop runs, notifications are muted
-//! (`IORING_CQ_EVENTFD_DISABLED`): completions of its own submits are reaped by its next
-//! turn instead of costing a wake-up each. (The "async only" eventfd mode does not fit:
-//! it signals only completions posted by io-wq threads, not poll-driven ones such as a
-//! send that waited for socket space or a peer's close.)
+//! The ring's own descriptor polls readable while its completion queue is not empty; the
+//! worker's loop waits on exactly that (`worker::events`), so no eventfd is needed.
+
+#![allow(unsafe_code)] // one of the three homes of `unsafe` (see lib.rs): ring submissions
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::plane::{Completion, Op, Token};
-use crate::sys;
+
+/// `user_data` of the no-op a nudge submits (no token packs to 0).
+const NUDGE: u64 = 0;
 
 pub struct Ring {
     ring: IoUring,
-    /// Rung by the kernel for completions posted while the loop is parked.
-    doorbell: RawFd,
     /// Operations pushed since the last submit.
     queued: u32,
     /// Completions reaped early because the submission queue filled mid-burst.
@@ -39,21 +37,31 @@ impl Ring {
             .setup_single_issuer()
             .build(entries)
             .or_else(|_| IoUring::builder().setup_cqsize(entries * 2).build(entries))?;
-        let doorbell = sys::eventfd()?;
-        if let Err(e) = ring.submitter().register_eventfd(doorbell) {
-            sys::close(doorbell);
-            return Err(e);
-        }
         Ok(Ring {
             ring,
-            doorbell,
             queued: 0,
             stash: Vec::new(),
         })
     }
 
-    pub fn doorbell(&self) -> RawFd {
-        self.doorbell
+    pub fn pollable(&self) -> io::Result<OwnedFd> {
+        self.ring.as_fd().try_clone_to_owned()
+    }
+
+    /// Makes the ring's descriptor readable: a no-op entry completes at once, unless a
+    /// completion already waits.
+    pub fn nudge(&mut self) {
+        let mut cq = self.ring.completion();
+        cq.sync();
+        if cq.is_empty() {
+            drop(cq);
+            self.push(opcode::Nop::new().build().user_data(NUDGE));
+            self.submit();
+        }
+    }
+
+    pub fn has_stashed(&self) -> bool {
+        !self.stash.is_empty()
     }
 
     pub fn watch(&mut self, token: Token, fd: RawFd) {
@@ -95,23 +103,8 @@ impl Ring {
         self.queued = 0;
     }
 
-    /// The loop is running: completions need not ring the doorbell.
-    pub fn mute(&mut self) {
-        self.ring.completion().disable_eventfd();
-    }
-
-    /// The loop is about to park: completions from now on ring the doorbell. Returns
-    /// whether some already arrived (then the loop must take another turn instead).
-    pub fn unmute(&mut self) -> bool {
-        let mut cq = self.ring.completion();
-        cq.enable_eventfd();
-        cq.sync();
-        !cq.is_empty() || !self.stash.is_empty()
-    }
-
     pub fn complete(&mut self, out: &mut Vec<Completion>) {
         out.append(&mut self.stash);
-        sys::eventfd_clear(self.doorbell);
         reap(&mut self.ring, out);
     }
 
@@ -145,11 +138,5 @@ fn reap(ring: &mut IoUring, out: &mut Vec<Completion>) {
                 res: cqe.result(),
             });
         }
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        sys::close(self.doorbell);
     }
 }

@@ -1,0 +1,152 @@
+//! What ends a worker loop's park, in one future: published events in the inbox, the
+//! data plane's completions, a kick from one of the worker's connection tasks, or the
+//! next deadline.
+//!
+//! The data plane's descriptor (the private io_uring, or the legacy plane's epoll) is
+//! readable while completions wait in it, so one readiness poll on monoio's own driver
+//! covers every subscriber write and peer close. A loop that left work over yields by
+//! making that descriptor readable itself ([`crate::stream::plane::Plane::nudge`]): its
+//! next turn then comes only after monoio's next pass over its own I/O, so accepts,
+//! handshakes and publishers on this worker run between the turns of a long fan-out.
+//!
+//! Why not an eventfd rung by the ring and watched by a second task: that bridge needs a
+//! flag handshake between two tasks, and it lost wake-ups (a loop that yielded while the
+//! watcher still waited for the loop to take the previous ring slept until its next
+//! timer: 13 s for a browser reconnecting to an idle server; see BENCHMARKS.md).
+
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::broadcast::inbox::Inbox;
+
+/// How far ahead a loop with nothing to wait for sets its sleep (it wakes for nothing).
+const FAR: Duration = Duration::from_secs(3600);
+
+/// The handle a worker's connection tasks use to ask its loop for a turn.
+pub struct Kick {
+    asked: Cell<bool>,
+    /// Until when the parked loop sleeps if nothing else wakes it.
+    sleeping_until: Cell<Instant>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Kick {
+    fn new() -> Kick {
+        Kick {
+            asked: Cell::new(false),
+            sleeping_until: Cell::new(Instant::now() + FAR),
+            waker: RefCell::new(None),
+        }
+    }
+
+    /// Asks for a turn as soon as the loop can take one (new work was queued for it).
+    pub fn now(&self) {
+        if !self.asked.replace(true) {
+            if let Some(w) = self.waker.borrow().as_ref() {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// Asks for a turn at `at` if the loop would otherwise sleep past it (a connection
+    /// task armed a timer earlier than every other one).
+    pub fn before(&self, at: Instant) {
+        if at < self.sleeping_until.get() {
+            self.now();
+        }
+    }
+}
+
+type Readiness = Pin<Box<dyn Future<Output = io::Result<()>>>>;
+
+/// The loop's wake sources.
+pub struct Events {
+    inbox: Arc<Inbox>,
+    kick: Rc<Kick>,
+    /// The data plane's descriptor under monoio's readiness poll.
+    plane: Rc<monoio::net::UnixStream>,
+    /// The pending readiness poll; armed while the loop is parked, kept across parks.
+    ready: Option<Readiness>,
+    sleep: Pin<Box<monoio::time::Sleep>>,
+}
+
+impl Events {
+    /// `plane` is a descriptor that reads readable while the data plane holds completions
+    /// (a duplicate: the plane keeps its own).
+    pub fn new(inbox: Arc<Inbox>, plane: OwnedFd) -> io::Result<Events> {
+        // monoio awaits readiness only on its own socket types; a UnixStream's poll works
+        // for any pollable descriptor, and this one is never read or written.
+        let std = std::os::unix::net::UnixStream::from(plane);
+        let plane = Rc::new(monoio::net::UnixStream::from_std(std)?);
+        Ok(Events {
+            inbox,
+            kick: Rc::new(Kick::new()),
+            plane,
+            ready: None,
+            sleep: Box::pin(monoio::time::sleep(FAR)),
+        })
+    }
+
+    pub fn kick(&self) -> Rc<Kick> {
+        self.kick.clone()
+    }
+
+    /// Waits until one of the sources has something for the loop.
+    pub async fn park(&mut self) {
+        poll_fn(|cx| self.poll_sources(cx)).await
+    }
+
+    fn poll_sources(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // Every source registers before it is checked, so a wake between the two is kept.
+        {
+            let mut waker = self.kick.waker.borrow_mut();
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
+        self.inbox.register(cx.waker());
+        let asked = self.kick.asked.replace(false);
+        let mail = self.inbox.take_notified();
+        let io = self.poll_plane(cx);
+        let due = self.sleep.as_mut().poll(cx).is_ready();
+        if asked | mail | io | due {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn poll_plane(&mut self, cx: &mut Context<'_>) -> bool {
+        let ready = self.ready.get_or_insert_with(|| {
+            let plane = self.plane.clone();
+            Box::pin(async move { plane.readable(false).await })
+        });
+        match ready.as_mut().poll(cx) {
+            Poll::Pending => false,
+            Poll::Ready(result) => {
+                self.ready = None;
+                if let Err(e) = result {
+                    // Never seen; the loop's timer still runs it, and the next park re-arms.
+                    log::warn!(error:% = e; "data plane readiness poll failed");
+                }
+                true
+            }
+        }
+    }
+
+    /// Sets when the next park ends by itself: `at`, or never if `None`.
+    pub fn set_deadline(&mut self, at: Option<Instant>) {
+        let at = at.unwrap_or_else(|| Instant::now() + FAR);
+        self.kick.sleeping_until.set(at);
+        self.sleep
+            .as_mut()
+            .reset(monoio::time::Instant::from_std(at));
+    }
+}
