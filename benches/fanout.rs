@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use ringcast::broadcast::fanout::fan_out;
 use ringcast::broadcast::frame::Draft;
 use ringcast::broadcast::hub::{Hub, Link};
 use ringcast::broadcast::inbox::Event;
 use ringcast::conn::{flags, Conn, Phase};
+use ringcast::stream::delivery::fan_out;
 use ringcast::worker::Dirty;
 use slab::Slab;
 use smallvec::smallvec;
@@ -45,7 +45,7 @@ fn fresh_worker(n: usize) -> Worker {
     let mut conns = Slab::with_capacity(n);
     for key in 0..n {
         let mut conn = Conn::new(-1, 0);
-        conn.phase = Phase::Stream;
+        conn.enter(Phase::Stream);
         conn.links.push(Link {
             topic: 0,
             pos: key as u32,

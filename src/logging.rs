@@ -118,7 +118,7 @@ fn json(record: &Record<'_>) -> String {
 
 fn json_string(s: &str, out: &mut String) {
     out.push('"');
-    crate::conn::subscribe::json_escape(s, out);
+    crate::json::json_escape(s, out);
     out.push('"');
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::conn::CloseReason;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// A counter written by one worker thread and read by any. A relaxed load and store is a
 /// plain move on x86-64: no locked instruction on the hot path.

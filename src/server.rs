@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -20,6 +20,7 @@ use crate::broadcast::sequencer::Sequencer;
 use crate::cluster::Cluster;
 use crate::config::{Config, Driver};
 use crate::metrics::WorkerStats;
+use crate::shared::Shared;
 use crate::stream::plane::Plane;
 use crate::timer::wheel::Wheel;
 use crate::worker::{self, Clock, Events, Worker};
@@ -30,78 +31,6 @@ use crate::{accept, sys};
 const FD_RESERVE: u64 = 100;
 /// Listen backlog: absorbs a reconnect storm while the workers catch up.
 const BACKLOG: i32 = 4096;
-
-/// What every worker shares.
-pub struct Shared {
-    pub config: Config,
-    pub sequencer: Arc<Sequencer>,
-    /// The Redis link, in cluster mode.
-    pub cluster: Option<Arc<Cluster>>,
-    pub inboxes: Box<[Arc<Inbox>]>,
-    pub stats: Box<[WorkerStats]>,
-    /// Open connections in the process, against `max_connections`.
-    pub open: AtomicUsize,
-    pub max_connections: usize,
-    /// The response head and `retry:` frame every subscriber starts with.
-    pub stream_preamble: Bytes,
-    draining: AtomicBool,
-}
-
-/// How a publish may proceed. An overloaded server slows its publishers down rather than
-/// evicting subscribers that read as fast as they can.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Capacity {
-    Free,
-    /// A worker left published events in its inbox longer than `--max-lag`, or has more
-    /// than half a queue bound of events there (each may be for all its subscribers):
-    /// publishes wait until it catches up (or answer 503 after the handshake timeout).
-    ///
-    /// How long a fan-out pass over the worker's subscribers takes is deliberately not a
-    /// reason: a pass costs about one send per subscriber however many events it
-    /// carries, so holding publishes back does not shorten it, it only leaves fewer
-    /// events per send. When it was a reason, 1 KiB fan-outs to 19,000 subscribers
-    /// (150–300 ms a pass here) tripped it and fell into one event per send: 0.3–0.9 M
-    /// deliveries/s against 2.4 M/s without it (BENCHMARKS.md). Deep per-subscriber
-    /// queues, the sign that passes no longer keep up, are [`Capacity::Saturated`].
-    Lagging,
-    /// Most of a worker's writes carry over half a queue bound: its subscribers as a
-    /// whole read slower than events come. Each publish waits up to `--max-lag` for
-    /// them (pacing the publisher, never refusing it); single slow readers are evicted
-    /// as usual.
-    Saturated,
-}
-
-impl Shared {
-    /// Whether fan-out keeps up with publishing (see [`Capacity`]).
-    pub fn publish_capacity(&self) -> Capacity {
-        let max = self.config.max_lag;
-        let backlog = self.config.max_queued_frames / 2;
-        if self
-            .inboxes
-            .iter()
-            .any(|i| i.waiting() > max || i.events() > backlog)
-        {
-            Capacity::Lagging
-        } else if self.stats.iter().any(|w| w.saturated.get() != 0) {
-            Capacity::Saturated
-        } else {
-            Capacity::Free
-        }
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-
-    /// Starts the shutdown drain on every worker.
-    pub fn begin_drain(&self) {
-        if !self.draining.swap(true, Ordering::AcqRel) {
-            for inbox in self.inboxes.iter() {
-                inbox.notify();
-            }
-        }
-    }
-}
 
 /// A running server.
 pub struct Server {
@@ -323,6 +252,7 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
             turn_ms: 0,
             writing: 0,
             evict: Vec::new(),
+            resume: None,
             chatter: Default::default(),
             turn_batches: Vec::new(),
             completions: Vec::new(),

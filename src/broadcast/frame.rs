@@ -106,6 +106,19 @@ impl<'a> Iterator for Lines<'a> {
     }
 }
 
+/// The in-band notice that events may have been lost before the replay that follows.
+pub fn gap_frame(sent: &[u8], oldest: Option<u64>) -> Bytes {
+    let mut frame = String::from("event: gap\ndata: {\"last_event_id\":\"");
+    crate::json::json_escape(&String::from_utf8_lossy(sent), &mut frame);
+    frame.push_str("\",\"oldest_id\":");
+    match oldest {
+        Some(id) => frame.push_str(&format!("\"{id}\"")),
+        None => frame.push_str("null"),
+    }
+    frame.push_str("}\n\n");
+    Bytes::from(frame)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

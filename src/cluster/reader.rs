@@ -13,9 +13,10 @@ use smallvec::SmallVec;
 
 use super::writer::connect;
 use super::{ids, Settings, Stats};
+use crate::broadcast::frame::gap_frame;
 use crate::broadcast::frame::Draft;
 use crate::broadcast::sequencer::{Sequencer, Stamped};
-use crate::conn::subscribe::{gap_frame, valid_topic};
+use crate::topic::valid_topic;
 
 /// Retry delays after Redis becomes unreachable: quick at first, then capped.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);

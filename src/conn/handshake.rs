@@ -24,7 +24,7 @@ use super::{flags, CloseReason};
 use crate::http::body::ChunkedDecoder;
 use crate::http::parse;
 use crate::http::response::{self, Response};
-use crate::server::{Capacity, Shared};
+use crate::shared::{Capacity, Shared};
 use crate::sys;
 use crate::worker::Worker;
 
@@ -274,10 +274,7 @@ impl Http {
                 Err(why) => return Err(self.refuse(503, why)),
             },
         };
-        let json = match (batch, ids.as_slice()) {
-            (false, [id]) => format!("{{\"id\":\"{id}\"}}"),
-            _ => publish::ids_json(&ids),
-        };
+        let json = crate::json::publish_answer(&ids, batch);
         let w = self.worker.borrow();
         w.stats().published.add(ids.len() as u64);
         w.stats().count_status(202);

@@ -44,7 +44,7 @@ impl Worker {
         } else {
             conn.stalled_since
         };
-        let mut due = match conn.phase {
+        let mut due = match conn.phase() {
             // Idle: the next heartbeat. Busy: whichever comes first of the heartbeat check
             // (the queue may drain before it) and the stall limit.
             Phase::Stream => {
@@ -105,7 +105,7 @@ impl Worker {
             self.clock.ticks(cfg.write_timeout),
         );
         let conn = &mut self.conns[key as usize];
-        match conn.phase {
+        match conn.phase() {
             Phase::Request => {
                 conn.set(flags::TIMED_OUT);
                 // Waiting for a request: end the read with end-of-file. Writing an answer
@@ -147,10 +147,10 @@ impl Worker {
         let retry = self.shared.config.retry.as_millis() as u64;
         let jitter = self.random() % retry.max(1);
         let conn = &mut self.conns[key as usize];
-        if conn.phase != Phase::Stream {
+        if conn.phase() != Phase::Stream {
             return;
         }
-        conn.phase = Phase::Draining;
+        conn.enter(Phase::Draining);
         conn.ending = Some(reason);
         conn.out
             .push(Bytes::from(format!("retry: {}\n\n", retry + jitter)));
@@ -168,7 +168,7 @@ impl Worker {
             let queue: Vec<u32> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| c.phase == Phase::Stream)
+                .filter(|(_, c)| c.phase() == Phase::Stream)
                 .map(|(k, _)| k as u32)
                 .collect();
             let total = queue.len();
@@ -197,7 +197,7 @@ impl Worker {
             let stragglers: Vec<u32> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| c.phase == Phase::Request && !c.has(flags::TIMED_OUT))
+                .filter(|(_, c)| c.phase() == Phase::Request && !c.has(flags::TIMED_OUT))
                 .map(|(k, _)| k as u32)
                 .collect();
             for key in stragglers {

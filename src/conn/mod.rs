@@ -62,7 +62,8 @@ pub struct Conn {
     /// Distinguishes this connection from earlier users of the same slab slot in the
     /// kernel's completion tokens.
     pub gen: u32,
-    pub phase: Phase,
+    /// Changed only through [`Conn::enter`].
+    phase: Phase,
     pub flags: u16,
     /// Tick of the last write started: a heartbeat is due `heartbeat` after it.
     pub last_write: u32,
@@ -97,6 +98,26 @@ impl Conn {
             links: SmallVec::new(),
             out: Out::Empty,
         }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Every phase change goes through here; the lifecycle only moves forward:
+    /// Request → Stream → Draining → Closing, with Closing reachable from each.
+    pub fn enter(&mut self, next: Phase) {
+        let legal = matches!(
+            (self.phase, next),
+            (Phase::Request, Phase::Stream)
+                | (Phase::Stream, Phase::Draining)
+                | (
+                    Phase::Request | Phase::Stream | Phase::Draining,
+                    Phase::Closing
+                )
+        );
+        debug_assert!(legal, "phase {:?} -> {next:?}", self.phase);
+        self.phase = next;
     }
 
     pub fn has(&self, flag: u16) -> bool {

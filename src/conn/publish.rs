@@ -7,12 +7,12 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use smallvec::SmallVec;
 
-use super::subscribe::{add_topic, valid_topic, QueryError};
 use crate::auth::{Auth, Grant};
 use crate::broadcast::frame::Draft;
 use crate::broadcast::sequencer::{NewEvent, Sequencer};
 use crate::cluster::WireEvent;
 use crate::http::query;
+use crate::topic::{add_topic, valid_topic, QueryError};
 
 /// Longest event name, in bytes.
 pub const MAX_EVENT_NAME: usize = 64;
@@ -262,7 +262,7 @@ pub fn batch<'a>(
         if topics.is_empty() {
             return Err(bad("no topic".into()));
         }
-        if topics.len() > super::subscribe::MAX_TOPICS
+        if topics.len() > crate::topic::MAX_TOPICS
             || !topics.iter().all(|t| valid_topic(t.as_bytes()))
         {
             return Err(bad(QueryError::BadTopic.reason().into()));
@@ -293,22 +293,6 @@ pub fn batch<'a>(
         return Err(Refusal::new(400, "empty batch"));
     }
     Ok(lines)
-}
-
-/// `{"ids":["1","2",...]}`.
-pub fn ids_json(ids: &[u64]) -> String {
-    let mut out = String::with_capacity(10 + ids.len() * 20);
-    out.push_str("{\"ids\":[");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        out.push_str(itoa::Buffer::new().format(*id));
-        out.push('"');
-    }
-    out.push_str("]}");
-    out
 }
 
 #[cfg(test)]
@@ -480,7 +464,6 @@ mod tests {
         let body =
             b"{\"topic\":[\"a\",\"b\"],\"event\":\"e\",\"data\":\"x\\ny\"}\n\n{\"data\":\"z\"}\n";
         assert_eq!(batch(&s, &target("topic=c"), body, 100), Ok((1, 2)));
-        assert_eq!(ids_json(&[1, 2]), "{\"ids\":[\"1\",\"2\"]}");
         let err = batch(
             &s,
             &target(""),

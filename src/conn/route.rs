@@ -14,7 +14,7 @@ use crate::auth::AuthError;
 use crate::http::parse::{self, Limits, Method, RequestHead, Status};
 use crate::http::response::Response;
 use crate::page;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// What a request head asks for, with everything needed taken out of the read buffer.
 pub enum Route {

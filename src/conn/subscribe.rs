@@ -3,17 +3,13 @@
 
 use bytes::Bytes;
 
+use crate::broadcast::frame::gap_frame;
 use crate::broadcast::frame::Draft;
 use crate::broadcast::sequencer::Replay;
 use crate::cluster::Fetched;
-use crate::http::query::{self, BadEncoding};
+use crate::http::query;
+use crate::topic::{add_topic, QueryError};
 use crate::worker::Worker;
-
-/// Topics one subscribe (or publish) may name: enough for any real page, small enough
-/// that a single request cannot make a connection expensive.
-pub const MAX_TOPICS: usize = 64;
-/// Longest topic name, in bytes.
-pub const MAX_TOPIC_BYTES: usize = 128;
 
 /// A validated subscribe request.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,58 +24,6 @@ pub struct Subscribe {
     pub head: Option<Bytes>,
     /// Seconds until the subscriber's token expires; the stream ends then.
     pub expires_in: Option<u64>,
-}
-
-/// Why a subscribe (or publish) query was refused; answered with 400.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QueryError {
-    NoTopic,
-    BadTopic,
-    TooManyTopics,
-    BadEncoding,
-    BadEventName,
-}
-
-impl QueryError {
-    pub const fn reason(self) -> &'static str {
-        match self {
-            QueryError::NoTopic => "no topic given (use ?topic=NAME)",
-            QueryError::BadTopic => "topic names are 1 to 128 bytes of A-Z a-z 0-9 - _ . ~ : /",
-            QueryError::TooManyTopics => "too many topics in one request (at most 64)",
-            QueryError::BadEncoding => "malformed percent-encoding in query",
-            QueryError::BadEventName => "event names are 1 to 64 bytes without CR, LF or NUL",
-        }
-    }
-}
-
-impl From<BadEncoding> for QueryError {
-    fn from(_: BadEncoding) -> Self {
-        QueryError::BadEncoding
-    }
-}
-
-/// Whether `name` is a valid topic name.
-pub fn valid_topic(name: &[u8]) -> bool {
-    (1..=MAX_TOPIC_BYTES).contains(&name.len())
-        && name.iter().all(|&b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'/')
-        })
-}
-
-/// Adds a topic to `topics` once, validating it.
-pub fn add_topic(topics: &mut Vec<String>, raw: &[u8]) -> Result<(), QueryError> {
-    if !valid_topic(raw) {
-        return Err(QueryError::BadTopic);
-    }
-    // Validated as ASCII above.
-    let name = String::from_utf8_lossy(raw);
-    if !topics.iter().any(|t| *t == name) {
-        if topics.len() == MAX_TOPICS {
-            return Err(QueryError::TooManyTopics);
-        }
-        topics.push(name.into_owned());
-    }
-    Ok(())
 }
 
 impl Subscribe {
@@ -180,7 +124,7 @@ impl Worker {
         fetched: Result<Fetched, String>,
     ) {
         match self.conns.get(key as usize) {
-            Some(c) if c.gen == pending.gen && c.phase == super::Phase::Stream => {}
+            Some(c) if c.gen == pending.gen && c.phase() == super::Phase::Stream => {}
             _ => return, // closed while waiting
         }
         let sent = request.last_event_id.as_deref().unwrap_or_default();
@@ -243,33 +187,6 @@ fn pack(frames: Vec<Bytes>) -> Vec<Bytes> {
         chunks.push(chunk.freeze());
     }
     chunks
-}
-
-/// The in-band notice that events may have been lost before the replay that follows.
-pub fn gap_frame(sent: &[u8], oldest: Option<u64>) -> Bytes {
-    let mut frame = String::from("event: gap\ndata: {\"last_event_id\":\"");
-    json_escape(&String::from_utf8_lossy(sent), &mut frame);
-    frame.push_str("\",\"oldest_id\":");
-    match oldest {
-        Some(id) => frame.push_str(&format!("\"{id}\"")),
-        None => frame.push_str("null"),
-    }
-    frame.push_str("}\n\n");
-    Bytes::from(frame)
-}
-
-/// Escapes a string for a JSON string literal (quotes, backslashes, control characters).
-pub fn json_escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]

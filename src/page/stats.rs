@@ -16,7 +16,7 @@ use smallvec::smallvec;
 
 use crate::broadcast::frame::Draft;
 use crate::broadcast::sequencer::NewEvent;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// The topic of the stats stream (topic names allow `:`; `sys:` is reserved for the
 /// server's own streams, see `conn::publish::reserved_topic`).

@@ -1,8 +1,7 @@
 //! The legacy side of the data plane, for kernels or sandboxes without io_uring: writes
 //! are plain nonblocking `writev` calls whose results are reported as completions right
 //! away, and one edge-triggered epoll registration per subscriber reports peer closes and
-//! renewed writability. The epoll descriptor itself is what the loop polls; an eventfd in
-//! its set (token 0, level-triggered) lets the loop make it readable to yield a turn.
+//! renewed writability. The epoll descriptor itself is what the loop polls.
 
 #![allow(unsafe_code)] // one of the three homes of `unsafe` (see lib.rs): writev and descriptor borrows
 
@@ -14,8 +13,6 @@ use crate::sys::{self, epoll};
 
 pub struct Epoll {
     epfd: RawFd,
-    /// Written by [`Epoll::nudge`], read when collected.
-    nudge: RawFd,
     events: Vec<epoll::Event>,
     /// Results of writes made since the last collection.
     stash: Vec<Completion>,
@@ -28,23 +25,8 @@ const CLOSE_EVENTS: u32 =
 
 impl Epoll {
     pub fn new() -> io::Result<Epoll> {
-        let epfd = epoll::create()?;
-        let nudge = match sys::eventfd() {
-            Ok(fd) => fd,
-            Err(e) => {
-                sys::close(epfd);
-                return Err(e);
-            }
-        };
-        // Token 0 unpacks to no connection.
-        if let Err(e) = epoll::add(epfd, nudge, libc::EPOLLIN as u32, 0) {
-            sys::close(nudge);
-            sys::close(epfd);
-            return Err(e);
-        }
         Ok(Epoll {
-            epfd,
-            nudge,
+            epfd: epoll::create()?,
             events: Vec::with_capacity(1024),
             stash: Vec::new(),
         })
@@ -53,10 +35,6 @@ impl Epoll {
     pub fn pollable(&self) -> io::Result<OwnedFd> {
         // SAFETY: `epfd` is open for as long as `self` lives, and the borrow ends here.
         unsafe { BorrowedFd::borrow_raw(self.epfd) }.try_clone_to_owned()
-    }
-
-    pub fn nudge(&mut self) {
-        sys::eventfd_signal(self.nudge);
     }
 
     /// Registers once; edge-triggered, so re-arming after a read is not needed (a second
@@ -99,7 +77,6 @@ impl Epoll {
             for ev in &self.events {
                 let (events, data) = (ev.events, ev.u64);
                 let Some((token, _)) = Token::unpack(data) else {
-                    sys::eventfd_clear(self.nudge);
                     continue;
                 };
                 if events & (libc::EPOLLOUT as u32) != 0 {
@@ -126,7 +103,6 @@ impl Epoll {
 
 impl Drop for Epoll {
     fn drop(&mut self) {
-        sys::close(self.nudge);
         sys::close(self.epfd);
     }
 }

@@ -5,6 +5,7 @@
 //! connection dirty; [`Worker::flush`] then starts one write per dirty connection that
 //! has none in flight, carrying everything queued, and submits them all at once.
 
+pub mod delivery;
 pub mod epoll;
 pub mod out;
 pub mod plane;
@@ -50,7 +51,7 @@ impl Worker {
                 .max(1)
         });
         let conn = &mut self.conns[key as usize];
-        conn.phase = Phase::Stream;
+        conn.enter(Phase::Stream);
         conn.last_id = upto;
         conn.last_write = now;
         // The stream ends at the earlier of its lifetime and its token's expiry.
@@ -139,7 +140,7 @@ impl Worker {
             if let Some(conn) = self.conns.get_mut(key as usize) {
                 conn.clear(flags::DIRTY);
                 let frames = conn.out.len();
-                if frames > 0 && conn.phase == Phase::Stream {
+                if frames > 0 && conn.phase() == Phase::Stream {
                     sampled += 1;
                     deep += usize::from(frames > deep_queue);
                 }
@@ -165,7 +166,7 @@ impl Worker {
     fn start_write(&mut self, key: u32) {
         let now = self.clock.now() as u32;
         let conn = &mut self.conns[key as usize];
-        if conn.out.is_empty() || matches!(conn.phase, Phase::Closing | Phase::Request) {
+        if conn.out.is_empty() || matches!(conn.phase(), Phase::Closing | Phase::Request) {
             return;
         }
         let token = Token { key, gen: conn.gen };
@@ -204,7 +205,7 @@ impl Worker {
         let conn = &mut self.conns[key as usize];
         conn.clear(flags::WRITING);
         self.writing -= 1;
-        if conn.phase == Phase::Closing {
+        if conn.phase() == Phase::Closing {
             self.finalize_if_done(key);
             return;
         }
@@ -219,7 +220,7 @@ impl Worker {
         conn.out.consume(res as usize);
         if conn.out.is_empty() {
             conn.stalled_since = 0;
-            if conn.phase == Phase::Draining {
+            if conn.phase() == Phase::Draining {
                 let reason = conn.ending.unwrap_or(CloseReason::Shutdown);
                 self.close(key, reason);
             }
@@ -241,7 +242,7 @@ impl Worker {
     fn on_watch(&mut self, key: u32, res: i32) {
         let conn = &mut self.conns[key as usize];
         conn.clear(flags::WATCHING);
-        if conn.phase == Phase::Closing {
+        if conn.phase() == Phase::Closing {
             self.finalize_if_done(key);
             return;
         }
@@ -274,15 +275,15 @@ impl Worker {
     /// errors, are reset so their unsent data does not linger in kernel memory.
     pub fn close(&mut self, key: u32, reason: CloseReason) {
         let conn = &mut self.conns[key as usize];
-        if conn.phase == Phase::Closing {
+        if conn.phase() == Phase::Closing {
             return;
         }
-        let was_stream = conn.phase != Phase::Request;
+        let was_stream = conn.phase() != Phase::Request;
         if conn.has(flags::STATS) {
             crate::page::stats::unwatch();
         }
         // Its frames stay until the entry is released: a write in flight reads them.
-        conn.phase = Phase::Closing;
+        conn.enter(Phase::Closing);
         let links = std::mem::take(&mut conn.links);
         let fd = conn.fd;
         if matches!(reason, CloseReason::Slow | CloseReason::Error) {
@@ -313,7 +314,7 @@ impl Worker {
     /// Frees the entry of a closing connection once no kernel operation refers to it.
     fn finalize_if_done(&mut self, key: u32) {
         let conn = &self.conns[key as usize];
-        if conn.phase != Phase::Closing || self.kernel_holds(key) {
+        if conn.phase() != Phase::Closing || self.kernel_holds(key) {
             return;
         }
         let fd = conn.fd;

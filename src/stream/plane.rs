@@ -171,11 +171,17 @@ impl Plane {
 
     /// Makes the plane's descriptor readable from user space, so that the loop's next
     /// turn comes only after the runtime's next pass over its own I/O (publish reads,
-    /// accepts) rather than straight away.
-    pub fn nudge(&mut self) {
+    /// accepts) rather than straight away. Returns false on the epoll plane: monoio's
+    /// legacy driver checks an epoll descriptor's readiness inline, so a nudge there
+    /// would end the park at once, with no pass in between (a saturated worker then
+    /// never accepted: probes waited up to 6.9 s).
+    pub fn nudge(&mut self) -> bool {
         match self {
-            Plane::Ring(r) => r.nudge(),
-            Plane::Epoll(e) => e.nudge(),
+            Plane::Ring(r) => {
+                r.nudge();
+                true
+            }
+            Plane::Epoll(_) => false,
         }
     }
 

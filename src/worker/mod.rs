@@ -18,7 +18,7 @@ use slab::Slab;
 use crate::broadcast::hub::Hub;
 use crate::conn::Conn;
 use crate::metrics::WorkerStats;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::stream::plane::{Completion, Plane};
 use crate::timer::wheel::Wheel;
 pub use clock::Clock;
@@ -46,6 +46,8 @@ pub struct Worker {
     pub writing: usize,
     /// Bytes each subscriber that sent anything has sent (it should send nothing).
     pub chatter: rustc_hash::FxHashMap<u32, usize>,
+    /// Where the last turn's fan-out stopped, when its budget ran out.
+    pub resume: Option<crate::stream::delivery::Resume>,
     /// Subscribers found over their queue bound during a fan-out.
     pub evict: Vec<u32>,
     /// When each batch fanned out this turn was published (for the latency metric).
@@ -100,13 +102,14 @@ impl Worker {
         self.turn_ms = self.clock.millis();
     }
 
-    /// Step 7: writes left for the next turn, or completions already collected (the
-    /// legacy plane's writes complete inline), make the plane's descriptor readable, so
-    /// the next park ends after monoio's I/O pass.
-    fn yield_if_more(&mut self) {
-        if !self.dirty.is_empty() || self.plane.has_collected() {
-            self.plane.nudge();
-        }
+    /// Step 7: with writes or events left for the next turn, or completions already
+    /// collected (the legacy plane's writes complete inline), the loop must run again.
+    /// On io_uring the plane's descriptor is made readable, which ends the next park
+    /// after monoio's next I/O pass; elsewhere returns true: the loop must yield by
+    /// waking itself ([`Events::again`]).
+    fn yield_if_more(&mut self) -> bool {
+        let more = !self.dirty.is_empty() || self.plane.has_collected() || self.fanout_pending();
+        more && !self.plane.nudge()
     }
 
     /// When the loop must run even if nothing wakes it: the wheel's next expiry, the
@@ -158,7 +161,9 @@ pub async fn run(worker: Rc<RefCell<Worker>>, mut events: Events) {
             return;
         }
         // 7. Work left over: come back after monoio's next I/O pass, not before it.
-        w.yield_if_more();
+        if w.yield_if_more() {
+            events.again();
+        }
         events.set_deadline(w.next_deadline());
     }
 }
