@@ -7,7 +7,9 @@
 #
 #   --quick          small N and short durations: a smoke test of the whole pipeline
 #   --only LIST      scenarios to run (default: all; see `--list`)
-#   --servers LIST   any of ringcast,nchan,axum,floor (default: all four)
+#   --servers LIST   any of ringcast,ringcast-legacy,nchan,axum,floor (default:
+#                    ringcast,nchan,axum,floor, and ringcast-legacy for saturated-admission);
+#                    ringcast-legacy is ringcast on its epoll driver (--driver legacy)
 #   --reps N         repetitions of every scenario (default 2; servers alternate within
 #                    each repetition, and the order rotates between repetitions)
 #   --out DIR        results directory (default target/bench-results/<UTC timestamp>)
@@ -23,6 +25,8 @@
 # status and the load average around it; DIR/manifest.json records the environment.
 # At the end benches/report.py DIR rewrites the generated part of BENCHMARKS.md.
 # Scenario `latency-rN` runs at any rate N (the default list tries 2, 5 and 10).
+# Scenario `saturated-admission` is fanout-max-1KiB with loadgen's admission prober: how
+# long a new health request, subscribe and publish wait while the fan-out saturates.
 # To keep a run with the repository (small files, no latency histograms):
 #   benches/report.py --archive benches/results/<date> DIR
 set -euo pipefail
@@ -33,6 +37,7 @@ cd "$ROOT"
 QUICK=0
 ONLY=""
 SERVERS="ringcast,nchan,axum,floor"
+SERVERS_GIVEN=0
 REPS=2
 OUT=""
 BUILD=1
@@ -48,7 +53,7 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --only) ONLY="${2:?--only needs a list}"; shift ;;
-        --servers) SERVERS="${2:?--servers needs a list}"; shift ;;
+        --servers) SERVERS="${2:?--servers needs a list}"; SERVERS_GIVEN=1; shift ;;
         --reps) REPS="${2:?--reps needs a number}"; shift ;;
         --out) OUT="${2:?--out needs a directory}"; shift ;;
         --no-build) BUILD=0 ;;
@@ -69,7 +74,7 @@ SRC_IPS="127.0.0.2-127.0.0.17"
 SCENARIOS=(
     idle-1k connect-19k idle-10k idle-19k
     fanout-r100-64B fanout-r100-1KiB fanout-r1000-64B fanout-r1000-1KiB
-    fanout-max-64B fanout-max-1KiB latency-r2 latency-r5 latency-r10
+    fanout-max-64B fanout-max-1KiB saturated-admission latency-r2 latency-r5 latency-r10
 )
 
 scenario_args() {
@@ -92,6 +97,9 @@ scenario_args() {
         fanout-r1000-1KiB) echo "$fan -r 1000 -p 1KiB -d $d_sat" ;;
         fanout-max-64B) echo "$fan -r 0 -p 64 -d $d_sat" ;;
         fanout-max-1KiB) echo "$fan -r 0 -p 1KiB -d $d_sat" ;;
+        # Admission under saturation: fanout-max-1KiB, plus a health request, a subscribe
+        # and a publish on new connections every 200 ms (reported, not judged).
+        saturated-admission) echo "$fan -r 0 -p 1KiB -d $d_sat --probe-interval 200ms" ;;
         # Latency at rates every server may sustain; the report uses the highest rate that
         # every server published at in full, with nothing lost.
         latency-r[0-9]*)
@@ -101,7 +109,7 @@ scenario_args() {
 }
 
 if ((LIST)); then
-    for s in "${SCENARIOS[@]}"; do printf '%-18s loadgen %s\n' "$s" "$(scenario_args "$s")"; done
+    for s in "${SCENARIOS[@]}"; do printf '%-20s loadgen %s\n' "$s" "$(scenario_args "$s")"; done
     exit 0
 fi
 
@@ -116,11 +124,22 @@ else
 fi
 IFS=, read -ra SERVER_LIST <<<"$SERVERS"
 for s in "${SERVER_LIST[@]}"; do
-    case "$s" in ringcast|nchan|axum|floor) ;; *) die "unknown server '$s'" ;; esac
+    case "$s" in ringcast|ringcast-legacy|nchan|axum|floor) ;; *) die "unknown server '$s'" ;; esac
 done
 
+# The servers a scenario runs on: the list, and with the default list the admission
+# scenario also on ringcast's epoll driver, which has no accept stall under saturation
+# (BENCHMARKS.md), so the two drivers' admission times sit side by side.
+servers_of() {
+    local list=("${SERVER_LIST[@]}")
+    if ((!SERVERS_GIVEN)) && [[ "$1" == saturated-admission ]]; then
+        list+=(ringcast-legacy)
+    fi
+    echo "${list[@]}"
+}
+
 # --- servers -----------------------------------------------------------------------
-declare -A PORT=([ringcast]=29080 [axum]=29082 [floor]=29083 [nchan]=29084)
+declare -A PORT=([ringcast]=29080 [ringcast-legacy]=29081 [axum]=29082 [floor]=29083 [nchan]=29084)
 WORKERS=2
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET/release"
@@ -141,6 +160,7 @@ server_cmd() {
     local port="${PORT[$1]}"
     case "$1" in
         ringcast) echo "$BIN/ringcast --listen 127.0.0.1:$port --workers $WORKERS --drain 1s" ;;
+        ringcast-legacy) echo "$BIN/ringcast --listen 127.0.0.1:$port --workers $WORKERS --drain 1s --driver legacy" ;;
         axum) echo "$BIN/axum-ref --listen 127.0.0.1:$port --workers $WORKERS" ;;
         floor) echo "$BIN/floor --listen 127.0.0.1:$port --workers $WORKERS" ;;
         nchan) echo "$NCHAN_SH start $port $OUT/nchan" ;;
@@ -291,16 +311,23 @@ fi
 # Bound on one loadgen run (its own --deadline is shorter; this catches a hang).
 BOUND=300
 ((QUICK)) && BOUND=120
-total=$((REPS * ${#SELECTED[@]} * ${#SERVER_LIST[@]}))
+total=0
+for scenario in "${SELECTED[@]}"; do
+    # shellcheck disable=SC2207
+    these=($(servers_of "$scenario"))
+    total=$((total + REPS * ${#these[@]}))
+done
 done_runs=0
 failed_runs=0
 for ((rep = 1; rep <= REPS; rep++)); do
-    # Rotate the server order each repetition, so no server always runs first.
-    ORDER=()
-    for ((i = 0; i < ${#SERVER_LIST[@]}; i++)); do
-        ORDER+=("${SERVER_LIST[$(((i + rep - 1) % ${#SERVER_LIST[@]}))]}")
-    done
     for scenario in "${SELECTED[@]}"; do
+        # Rotate the server order each repetition, so no server always runs first.
+        # shellcheck disable=SC2207
+        these=($(servers_of "$scenario"))
+        ORDER=()
+        for ((i = 0; i < ${#these[@]}; i++)); do
+            ORDER+=("${these[$(((i + rep - 1) % ${#these[@]}))]}")
+        done
         for server in "${ORDER[@]}"; do
             base="$scenario.$server.$rep"
             done_runs=$((done_runs + 1))

@@ -29,7 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
 SERVERS = ["ringcast", "nchan", "axum", "floor"]
-LABEL = {"ringcast": "ringcast", "nchan": "Nchan", "axum": "axum-ref", "floor": "floor"}
+# ringcast on its epoll driver runs the admission scenario beside the peers; the other
+# tables compare the four servers above and leave it out (it shows in "Every run").
+ALL_SERVERS = ["ringcast", "ringcast-legacy", "nchan", "axum", "floor"]
+LABEL = {"ringcast": "ringcast", "ringcast-legacy": "ringcast --driver legacy", "nchan": "Nchan",
+         "axum": "axum-ref", "floor": "floor"}
 IDLE = [("idle-1k", "1,000"), ("idle-10k", "10,000"), ("idle-19k", "19,000")]
 FANOUT = [
     ("fanout-r100-64B", "100/s", "64 B"),
@@ -39,6 +43,8 @@ FANOUT = [
     ("fanout-max-64B", "as fast as possible", "64 B"),
     ("fanout-max-1KiB", "as fast as possible", "1 KiB"),
 ]
+ADMISSION = "saturated-admission"
+PROBE_KINDS = ["healthz", "subscribe", "publish"]
 LATENCY_PREFIX = "latency-r"
 SATURATED = "fanout-r100-64B"
 # A server sustains a rate when it accepted at least this share of the target rate's
@@ -209,14 +215,14 @@ def section_environment(manifests, runs):
         "Servers, each started fresh for every run and stopped by pid after it:",
         "",
     ]
-    for s in SERVERS:
+    for s in ALL_SERVERS:
         if s in starts:
             cmd, start = starts[s]
             lines.append(f"- {LABEL[s]}: `{local(cmd)}` — start line: `{start}`")
     return lines
 
 
-SCENARIO_ORDER = ["idle-1k", "idle-10k", "idle-19k", "connect-19k"] + [s for s, _, _ in FANOUT]
+SCENARIO_ORDER = ["idle-1k", "idle-10k", "idle-19k", "connect-19k"] + [s for s, _, _ in FANOUT] + [ADMISSION]
 
 
 def scenario_order(name):
@@ -287,6 +293,43 @@ def section_fanout(runs):
     return out[:-1]
 
 
+def section_admission(runs):
+    mine = [r for r in runs if r["scenario"] == ADMISSION]
+    if not mine:
+        return []
+    params = next((r["report"]["params"] for r in mine if r["report"]), {})
+    probe = params.get("probe") or {}
+    out = ["### Admission under saturation", "",
+           f"{fmt_int(params.get('connections', 0))} subscribers on 1 topic, "
+           f"{fmt_int(get(params, 'publish.payload') or 0)}-byte payloads published as fast as "
+           f"answered for {fmt_int((params.get('duration_ms') or 0) / 1000)} s (`{ADMISSION}`). "
+           f"Meanwhile, every {probe.get('interval_ms', '?')} ms from the first connect to the end "
+           "of the drain, loadgen's prober opened a new connection each for a health request "
+           f"(`GET {probe.get('healthz_path', '/healthz')}`; a 404 from a server without that path "
+           "counts as answered), a subscribe (answered by its response head) and a publish, and "
+           "timed each from the connect to its answer. A probe past its timeout "
+           f"({fmt_int((probe.get('timeout_ms') or 0) / 1000)} s) fails and counts as the "
+           "timeout. Cells: medians over runs; failures name their kinds.", "",
+           "| server | probe | n | failures | p50 | p99 | max |", "|---|---|---|---|---|---|---|"]
+    for s in ALL_SERVERS:
+        theirs = [r for r in mine if r["server"] == s]
+        if not theirs:
+            continue
+        for kind in PROBE_KINDS:
+            def m(field, fmt):
+                v = Cell(theirs, f"probe.{kind}.{field}").median
+                return fmt(v) if v is not None else "—"
+            kinds = sorted({k for r in theirs for k in (get(r["report"], f"probe.{kind}.failure_kinds") or {})})
+            failures = m("failures", fmt_int) + (f" ({', '.join(kinds)})" if kinds else "")
+            out.append(f"| {LABEL[s]} | {kind} | {m('n', fmt_int)} | {failures} | "
+                       f"{m('p50_ms', fmt_ms)} | {m('p99_ms', fmt_ms)} | {m('max_ms', fmt_ms)} |")
+    return out
+
+
+def fmt_ms(v):
+    return fmt_us(v * 1000)
+
+
 def latency_rates(runs):
     """The latency-rN scenarios present, by rate."""
     names = {r["scenario"] for r in runs if r["scenario"].startswith(LATENCY_PREFIX)}
@@ -304,7 +347,7 @@ def sustained(runs, scenario, server):
 def sustainable(runs):
     """The highest latency-rN that every server sustained, and whether one did."""
     rates = latency_rates(runs)
-    servers = {r["server"] for r in runs}
+    servers = {r["server"] for r in runs if r["server"] in SERVERS}
     ok = [s for s in rates if all(sustained(runs, s, v) for v in servers)]
     if ok:
         return ok[-1], True
@@ -451,6 +494,7 @@ def section_reproduce(manifest, runs, results):
            "benches/peers.sh --only idle-1k,idle-10k,idle-19k --no-criterion   # memory",
            "benches/peers.sh --only connect-19k --no-criterion                  # establishment",
            "benches/peers.sh --only " + ",".join(s for s, _, _ in FANOUT) + " --no-criterion",
+           f"benches/peers.sh --only {ADMISSION} --no-criterion   # admission, also on ringcast --driver legacy",
            "benches/peers.sh --only latency-r2,latency-r5,latency-r10 --no-criterion   # latency",
            "cargo bench --bench parse --bench frame --bench fanout --bench inbox --bench wheel",
            "```", "",
@@ -507,17 +551,17 @@ def section_all_runs(runs):
 
 def generate(dirs, criterion_dir):
     manifests = [(d, json.loads((d / "manifest.json").read_text())) for d in dirs]
-    runs = [r for r in merge_runs(dirs) if r["server"] in SERVERS]
+    runs = [r for r in merge_runs(dirs) if r["server"] in ALL_SERVERS]
     if not runs:
         sys.exit("report.py: no runs recorded in " + ", ".join(str(d) for d in dirs))
-    runs.sort(key=lambda r: (scenario_order(r["scenario"]), r["rep"], SERVERS.index(r["server"])))
+    runs.sort(key=lambda r: (scenario_order(r["scenario"]), r["rep"], ALL_SERVERS.index(r["server"])))
     shown_results = ", ".join(shown_path(d) for d in dirs)
     benches = load_criterion(criterion_dir) if criterion_dir.is_dir() else []
     parts = [
         [f"<!-- generated by benches/report.py from {shown_results}; edit the script, not this text -->",
          "", "## Results"],
         section_environment(manifests, runs), section_targets(runs), section_memory(runs),
-        section_connect(runs), section_fanout(runs), section_latency(runs),
+        section_connect(runs), section_fanout(runs), section_admission(runs), section_latency(runs),
         section_failures(runs), section_criterion(benches, criterion_dir),
         section_reproduce(manifests[-1][1], runs, shown_results), section_all_runs(runs),
     ]

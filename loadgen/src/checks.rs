@@ -2,6 +2,7 @@
 //! code, so scripts can rely on it.
 
 use crate::plan::Scenario;
+use crate::probe::Kind;
 use crate::report::{Check, Report};
 use crate::stats::Counters;
 
@@ -32,6 +33,7 @@ pub fn judge(r: &Report, c: &Counters) -> Vec<Check> {
             r.errors.join("; "),
         ),
     ];
+    out.extend(probe_checks(r));
     if r.params.scenario == Scenario::Idle {
         return out;
     }
@@ -76,4 +78,40 @@ pub fn judge(r: &Report, c: &Counters) -> Vec<Check> {
         ));
     }
     out
+}
+
+/// Probes are reported, not judged, unless `--probe-max-ms` is given: then each kind
+/// probed must have finished probes, none failed, and its slowest within the limit.
+fn probe_checks(r: &Report) -> Vec<Check> {
+    let Some(plan) = &r.params.probe else {
+        return Vec::new();
+    };
+    let Some(limit) = plan.max_ms else {
+        return Vec::new();
+    };
+    // A prober that never reported has no probes: every kind fails on n = 0.
+    let figures = r.probe.clone().unwrap_or_default();
+    figures
+        .kinds()
+        .into_iter()
+        .filter(|(k, _)| *k != Kind::Publish || plan.publish.is_some())
+        .map(|(k, f)| {
+            check(
+                probe_check_name(k),
+                f.n > 0 && f.failures == 0 && f.max_ms <= limit as f64,
+                format!(
+                    "{} probes, {} failed {:?}, max {} ms (limit {limit} ms)",
+                    f.n, f.failures, f.failure_kinds.0, f.max_ms
+                ),
+            )
+        })
+        .collect()
+}
+
+fn probe_check_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Healthz => "probe_healthz_within_max",
+        Kind::Subscribe => "probe_subscribe_within_max",
+        Kind::Publish => "probe_publish_within_max",
+    }
 }

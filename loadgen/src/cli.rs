@@ -6,9 +6,10 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::plan::{Endpoint, Plan, Publish, Reconnect, Scenario, Slow, Template};
+use crate::probe::args::ProbeArgs;
 use crate::units::{parse_duration, parse_ip_list, parse_size};
 
 /// Connections per worker process: the open-file limit here is 20,000 and a process
@@ -110,6 +111,8 @@ pub struct Common {
     /// No live progress line.
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +280,16 @@ fn resolve_common(
     for h in &c.sub_headers {
         check_header(h, "--sub-header")?;
     }
+    let topic_prefix = c
+        .topic_prefix
+        .clone()
+        .unwrap_or_else(|| format!("lg{}-", std::process::id()));
+    let probe_publish = match (&publish, c.probe.probe_interval) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(_)) => preset_publish(&c),
+        (None, None) => None,
+    };
+    let probe = c.probe.resolve(&topic_prefix, probe_publish)?;
     let src_ips = c.src_ips.map(|s| s.0).unwrap_or_default();
     check_port_budget(c.connections, src_ips.len())?;
     let threads = c
@@ -298,9 +311,7 @@ fn resolve_common(
         sub_headers: c.sub_headers,
         connections: c.connections,
         topics: c.topics,
-        topic_prefix: c
-            .topic_prefix
-            .unwrap_or_else(|| format!("lg{}-", std::process::id())),
+        topic_prefix,
         connect_rate: c.connect_rate,
         connect_inflight: c.connect_inflight,
         connect_timeout_ms: ms(c.connect_timeout),
@@ -314,7 +325,17 @@ fn resolve_common(
         publish,
         reconnect,
         slow,
+        probe,
     })
+}
+
+/// The target's publish preset with the publish flags' defaults, for the probes of a
+/// scenario that does not publish (idle); `None` for `--target generic`.
+fn preset_publish(c: &Common) -> Option<Publish> {
+    let cmd = PublishArgs::augment_args(clap::Command::new("defaults"));
+    let matches = cmd.try_get_matches_from(["defaults"]).ok()?;
+    let args = PublishArgs::from_arg_matches(&matches).ok()?;
+    resolve_publish(args, c).ok()
 }
 
 fn resolve_publish(p: PublishArgs, c: &Common) -> Result<Publish, String> {
@@ -411,7 +432,12 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample_plan() -> Plan {
-        let cli = Cli::try_parse_from(["loadgen", "idle", "-n", "10"]).unwrap();
+        plan_of(&["idle", "-n", "10"])
+    }
+
+    pub(crate) fn plan_of(args: &[&str]) -> Plan {
+        let cli =
+            Cli::try_parse_from(std::iter::once("loadgen").chain(args.iter().copied())).unwrap();
         resolve(cli.command.unwrap()).unwrap().0
     }
 
@@ -442,6 +468,49 @@ pub(crate) mod tests {
         share: &["slow", "--slow-share", "1"] => "--slow-share";
         fraction: &["reconnect", "--reconnect-fraction", "0"] => "--reconnect-fraction";
         https: &["idle", "--server", "https://x"] => "only http://";
+        probe_interval_unit: &["fanout", "--probe-interval", "5parsecs"] => "unknown unit";
+        probe_interval_short: &["fanout", "--probe-interval", "1ms"] => "--probe-interval";
+        probe_timeout_zero: &["idle", "--probe-interval", "1s", "--probe-timeout", "0s"] => "--probe-timeout";
+        probe_max_alone: &["fanout", "--probe-max-ms", "100"] => "needs --probe-interval";
+        probe_path: &["idle", "--probe-interval", "1s", "--probe-healthz-path", "healthz"] => "--probe-healthz-path";
+    }
+
+    #[test]
+    fn probe_flags() {
+        assert!(sample_plan().probe.is_none(), "off by default");
+        let plan = plan_of(&[
+            "reconnect",
+            "--topic-prefix",
+            "x-",
+            "--probe-interval",
+            "200ms",
+            "--probe-max-ms",
+            "50",
+            "--probe-healthz-path",
+            "/up",
+        ]);
+        let p = plan.probe.expect("probing");
+        assert_eq!(
+            (p.interval_ms, p.timeout_ms, p.max_ms),
+            (200, 5000, Some(50))
+        );
+        assert_eq!(
+            (p.healthz_path.as_str(), p.topic.as_str()),
+            ("/up", "x-probe")
+        );
+        assert_eq!(
+            p.publish.map(|x| x.endpoint),
+            plan.publish.map(|x| x.endpoint)
+        );
+        // idle publishes nothing: its publish probes use the target's preset.
+        let p = plan_of(&["idle", "--target", "nchan", "--probe-interval", "1s"]).probe;
+        let mut path = Vec::new();
+        let publish = p.and_then(|p| p.publish).expect("nchan preset");
+        publish.endpoint.path.expand(b"t", b"", &mut path);
+        assert_eq!(path, b"/pub/t");
+        let generic = ["idle", "--target", "generic", "--sub-url", "/s/{topic}"];
+        let p = plan_of(&[&generic[..], &["--probe-interval", "1s"]].concat()).probe;
+        assert!(p.expect("probing").publish.is_none(), "no template known");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!                     │                          └─► subscriber::connect ──► subscriber::stream
 //!                     │                                (response, sse, payload) ──► subscriber::track ──► stats, hist
 //!                     ├─► publisher (templates from plan, payload with seq + send time)
+//!                     ├─► probe (own thread: health, subscribe, publish on new connections)
 //!                     ├─► procfs (server RSS and CPU between phases)
 //!                     └─► report (merge, checks) ──► table, --json
 //! ```
@@ -25,6 +26,8 @@
 //! - [`subscriber`]: connect, stream, per-subscriber bookkeeping.
 //! - [`response`], [`sse`], [`payload`]: parsing what the server sends.
 //! - [`publisher`]: the event source.
+//! - [`probe`]: the admission prober: how long a new client waits while the run loads
+//!   the server.
 //! - [`stats`], [`hist`]: counters and HDR histograms, merged exactly.
 //! - [`procfs`], [`sys`]: the host; all `unsafe` lives in [`sys`].
 //! - [`report`], [`checks`], [`table`], [`progress`]: what the user sees.
@@ -36,6 +39,7 @@ pub mod control;
 pub mod hist;
 pub mod payload;
 pub mod plan;
+pub mod probe;
 pub mod procfs;
 pub mod progress;
 pub mod protocol;

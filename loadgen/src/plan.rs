@@ -167,6 +167,25 @@ pub struct Slow {
     pub after_ms: u64,
 }
 
+/// The admission prober (`--probe-interval`): requests on new connections, timed from
+/// the connect to their answer, for the whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Probe {
+    pub interval_ms: u64,
+    /// A probe not answered within this fails, and its time is recorded as this.
+    pub timeout_ms: u64,
+    /// Path of the health probe, sent to the subscribe template's host.
+    pub healthz_path: String,
+    /// Topic of the subscribe and publish probes: the run's prefix and `probe`, which
+    /// no subscriber follows (a topic is the prefix and a number).
+    pub topic: String,
+    /// The scenario's publish template (idle: the target's preset); `None` when there
+    /// is none (idle with `--target generic`), and then no publish probes.
+    pub publish: Option<Publish>,
+    /// `--probe-max-ms`: probes are judged only when this is given.
+    pub max_ms: Option<u64>,
+}
+
 /// Every parameter of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -197,6 +216,7 @@ pub struct Plan {
     pub publish: Option<Publish>,
     pub reconnect: Option<Reconnect>,
     pub slow: Option<Slow>,
+    pub probe: Option<Probe>,
 }
 
 impl Plan {

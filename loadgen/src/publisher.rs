@@ -204,22 +204,14 @@ impl Conn {
 
     fn build(&mut self, p: &Publish, topic: &str, seq: u64, sent_ns: u64) {
         payload::encode(seq, sent_ns, p.payload, &mut self.data);
-        self.body.clear();
-        p.body.expand(topic.as_bytes(), &self.data, &mut self.body);
-        let r = &mut self.req;
-        r.clear();
-        r.extend_from_slice(p.method.as_bytes());
-        r.push(b' ');
-        p.endpoint.path.expand(topic.as_bytes(), &self.data, r);
-        r.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        r.extend_from_slice(p.endpoint.host.as_bytes());
-        r.extend_from_slice(format!("\r\nContent-Length: {}\r\n", self.body.len()).as_bytes());
-        for h in &p.headers {
-            r.extend_from_slice(h.as_bytes());
-            r.extend_from_slice(b"\r\n");
-        }
-        r.extend_from_slice(b"\r\n");
-        r.extend_from_slice(&self.body);
+        self.req.clear();
+        write_request(
+            p,
+            topic.as_bytes(),
+            &self.data,
+            &mut self.body,
+            &mut self.req,
+        );
     }
 
     /// Sends the built request and reads one response: `(status, keep_alive)`.
@@ -241,8 +233,33 @@ impl Conn {
     }
 }
 
+/// Appends the publish request for `topic` carrying `data` to `out`; `body` is scratch
+/// for the expanded body template. The admission prober sends the same request.
+pub fn write_request(
+    p: &Publish,
+    topic: &[u8],
+    data: &[u8],
+    body: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
+    body.clear();
+    p.body.expand(topic, data, body);
+    out.extend_from_slice(p.method.as_bytes());
+    out.push(b' ');
+    p.endpoint.path.expand(topic, data, out);
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(p.endpoint.host.as_bytes());
+    out.extend_from_slice(format!("\r\nContent-Length: {}\r\n", body.len()).as_bytes());
+    for h in &p.headers {
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
 /// A complete response at the front of `acc`, consumed: `(status, keep_alive)`.
-fn complete(acc: &mut Vec<u8>, eof: bool) -> Result<Option<(u16, bool)>, String> {
+pub fn complete(acc: &mut Vec<u8>, eof: bool) -> Result<Option<(u16, bool)>, String> {
     let head = match response::parse_head(acc) {
         Ok(Status::Complete(h)) => h,
         Ok(Status::Partial) => return Ok(None),

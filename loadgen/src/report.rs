@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::hist::{self, HistDump, Summary};
 use crate::plan::{Plan, Scenario};
+use crate::probe::summary::ProbeFigures;
 use crate::procfs::Environment;
 use crate::run::Measured;
 use crate::stats::{Counters, Failures, Hists};
@@ -40,6 +41,8 @@ pub struct Report {
     pub latency_hist_us: Option<HistDump>,
     pub reconnect: Option<ReconnectFigures>,
     pub slow: Option<SlowFigures>,
+    /// The admission prober's figures, keyed by kind (null without `--probe-interval`).
+    pub probe: Option<ProbeFigures>,
     pub server: Server,
     pub loadgen: Loadgen,
     pub errors: Vec<String>,
@@ -246,6 +249,7 @@ pub fn build(plan: Plan, env: Environment, m: Measured) -> Report {
             others_latency_before_us: hist::summary(&hists.latency),
             others_latency_during_us: hist::summary(&hists.latency_slow_phase),
         }),
+        probe: m.probe.as_ref().map(|t| t.figures()),
         server: Server {
             pids: plan.server_pids.clone(),
             rss_before_bytes: m.server_before.rss_bytes,

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::plan::{Plan, Scenario};
+use crate::probe::summary::Tallies;
+use crate::probe::Prober;
 use crate::procfs::{self, Reading};
 use crate::progress::Line;
 use crate::protocol::{ChildPlan, FromChild, ShardResult, Snapshot, ToChild};
@@ -40,6 +42,8 @@ pub struct Measured {
     pub run_s: f64,
     pub drain_s: f64,
     pub total_s: f64,
+    /// The admission prober's samples (`None`: not probing, or it failed to run).
+    pub probe: Option<Tallies>,
     pub errors: Vec<String>,
 }
 
@@ -67,7 +71,13 @@ pub fn run(plan: &Plan, quiet: bool) -> Measured {
     let deadline = start + plan.deadline_ms * 1_000_000;
     let mut line = Line::new(plan, quiet);
     let server_before = procfs::read(&plan.server_pids);
+    // The prober runs from the start of the connect phase to the end of the drain.
+    let (prober, prober_error) = match Prober::start(plan, deadline + RESULT_GRACE_NS) {
+        Ok(p) => (p, None),
+        Err(e) => (None, Some(e)),
+    };
     let mut shards = Shards::spawn(plan, deadline);
+    shards.errors.extend(prober_error);
     // 1. Connect: until every worker is Ready (or gone, or out of time).
     let ready_by = deadline.min(start + ramp_ns(plan));
     shards.pump(&mut line, ready_by, |s| {
@@ -85,9 +95,13 @@ pub fn run(plan: &Plan, quiet: bool) -> Measured {
         s.gone.iter().all(|g| *g)
     });
     let drain_end = mono_ns();
+    if let Some(p) = &prober {
+        p.stop();
+    }
     let server_end = procfs::read(&plan.server_pids);
     line.finish();
     shards.reap();
+    let probe = prober.and_then(|p| p.finish().map_err(|e| shards.errors.push(e)).ok());
     let own_cpu = sys::own_cpu_seconds();
     let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e9;
     Measured {
@@ -104,6 +118,7 @@ pub fn run(plan: &Plan, quiet: bool) -> Measured {
         run_s: secs(phase.t0, phase.run_end),
         drain_s: secs(phase.run_end, drain_end),
         total_s: secs(start, drain_end),
+        probe,
         errors: shards.errors,
     }
 }

@@ -3,12 +3,25 @@
 use std::fmt::Write;
 
 use crate::hist::Summary;
+use crate::probe::summary::KindFigures;
 use crate::report::Report;
 
 fn lat(s: &Summary) -> String {
     format!(
         "p50 {} | p90 {} | p99 {} | p99.9 {} | max {} us  (n={})",
         s.p50, s.p90, s.p99, s.p999, s.max, s.count
+    )
+}
+
+fn probe(f: &KindFigures) -> String {
+    let skipped = if f.skipped > 0 {
+        format!(", {} skipped (too many in flight)", f.skipped)
+    } else {
+        String::new()
+    };
+    format!(
+        "p50 {} | p99 {} | max {} ms  (n={}, {} failed {:?}, status {:?}{skipped})",
+        f.p50_ms, f.p99_ms, f.max_ms, f.n, f.failures, f.failure_kinds.0, f.statuses
     )
 }
 
@@ -114,6 +127,11 @@ pub fn render(r: &Report) -> String {
         );
         row("others before", lat(&s.others_latency_before_us));
         row("others during", lat(&s.others_latency_during_us));
+    }
+    if let Some(p) = &r.probe {
+        for (kind, f) in p.kinds() {
+            row(&format!("probe {}", kind.name()), probe(f));
+        }
     }
     let s = &r.server;
     if !s.pids.is_empty() {

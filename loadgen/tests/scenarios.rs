@@ -204,6 +204,49 @@ fn fanout_loses_and_duplicates_nothing() {
 }
 
 #[test]
+fn fanout_with_admission_probes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    // A limit near the probe timeout: the test asserts the prober works and the
+    // checks it adds pass, not how fast this machine admits.
+    let args = "-n 300 -t 5 -r 500 -d 2s --probe-interval 100ms --probe-max-ms 4000";
+    let args: Vec<&str> = args.split(' ').collect();
+    let (code, r) = run_scenario(&server, "fanout", &args);
+    assert_all_connected(&r, 300);
+    assert_complete_delivery(&r);
+    for kind in ["healthz", "subscribe", "publish"] {
+        let p = &r["probe"][kind];
+        assert!(u(&r, &format!("/probe/{kind}/n")) > 0, "{kind}: {p:#}");
+        assert_eq!(
+            u(&r, &format!("/probe/{kind}/failures")),
+            0,
+            "{kind}: {p:#}"
+        );
+        assert!(p["max_ms"]
+            .as_f64()
+            .is_some_and(|m| m >= p["p50_ms"].as_f64().unwrap_or(f64::MAX)));
+        let name = format!("probe_{kind}_within_max");
+        assert!(
+            r["checks"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["name"] == name.as_str())),
+            "{name} missing: {:#}",
+            r["checks"]
+        );
+    }
+    assert_eq!(
+        u(&r, "/probe/healthz/statuses/200"),
+        u(&r, "/probe/healthz/n")
+    );
+    assert_eq!(
+        (code, r["ok"].as_bool()),
+        (0, Some(true)),
+        "{:#}",
+        r["checks"]
+    );
+}
+
+#[test]
 fn reconnect_resumes_without_gaps() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start();
@@ -292,6 +335,8 @@ fn refused_connections_are_reported_not_a_crash() {
         "1s",
         "--drain-timeout",
         "1s",
+        "--probe-interval",
+        "200ms",
     ]);
     assert_eq!(code, 1, "failed checks exit 1");
     assert_eq!(r["ok"].as_bool(), Some(false));
@@ -302,6 +347,12 @@ fn refused_connections_are_reported_not_a_crash() {
         r["connections"]
     );
     assert!(u(&r, "/publish/errors/refused") > 0, "{:#}", r["publish"]);
+    // Probes that cannot connect are failures with their kind, not a hang.
+    for kind in ["healthz", "subscribe", "publish"] {
+        let n = u(&r, &format!("/probe/{kind}/n"));
+        assert!(n > 0, "{:#}", r["probe"]);
+        assert_eq!(u(&r, &format!("/probe/{kind}/failure_kinds/refused")), n);
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use monoio::net::TcpStream;
 
+use crate::plan::Plan;
 use crate::response::{self, Body};
 use crate::stats::io_kind;
 use crate::sys;
@@ -56,12 +57,15 @@ pub async fn open(w: &Worker, i: usize) -> Result<Conn, String> {
 
 /// The subscribe request. Built per connect (not per event), so a fresh Vec is fine.
 fn request(w: &Worker, topic: u32, last_id: &[u8]) -> Vec<u8> {
-    let plan = &w.plan;
+    subscribe_request(&w.plan, w.plan.topic_name(topic).as_bytes(), last_id)
+}
+
+/// The GET of the subscribe template for `topic`, with the plan's extra headers and,
+/// when resuming, `Last-Event-ID`. The admission prober sends the same request.
+pub fn subscribe_request(plan: &Plan, topic: &[u8], last_id: &[u8]) -> Vec<u8> {
     let mut r = Vec::with_capacity(256);
     r.extend_from_slice(b"GET ");
-    plan.subscribe
-        .path
-        .expand(plan.topic_name(topic).as_bytes(), b"", &mut r);
+    plan.subscribe.path.expand(topic, b"", &mut r);
     r.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     r.extend_from_slice(plan.subscribe.host.as_bytes());
     r.extend_from_slice(b"\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n");
