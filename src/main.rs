@@ -352,6 +352,8 @@ fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
 }
 
 fn main() -> ExitCode {
+    // Before anything is allocated: see the function.
+    ringcast::sys::disable_transparent_huge_pages();
     let args = match with_config_file(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(e) => {

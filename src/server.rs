@@ -46,6 +46,7 @@ impl Server {
     pub fn start(config: Config) -> io::Result<Server> {
         let nofile = sys::raise_nofile_limit().unwrap_or(1024);
         sys::return_freed_memory_promptly();
+        sys::disable_transparent_huge_pages();
         let workers = match config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,

@@ -25,6 +25,21 @@ pub fn return_freed_memory_promptly() {
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
 }
 
+/// Keeps the process's memory in 4 KiB pages. With transparent huge pages the allocator's
+/// arenas (which it marks MADV_HUGEPAGE) are faulted in 2 MiB at a time: an idle server
+/// grew by 5.7 MB (300 B per subscriber at 19,000) when the first heartbeat sweep touched
+/// a few fresh bytes, and its RSS moved in 2 MiB steps from run to run. A server that
+/// holds many small idle connections gains nothing from huge pages.
+pub fn disable_transparent_huge_pages() {
+    // `mi_option_allow_thp` in mimalloc v3's `mimalloc.h`: no MADV_HUGEPAGE from now on.
+    const ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
+    // SAFETY: sets a process-wide allocator option; prctl takes no pointers here.
+    unsafe {
+        libmimalloc_sys::mi_option_set(ALLOW_THP, 0);
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 /// Raises the soft open-file limit to the hard limit; returns the new soft limit.
 pub fn raise_nofile_limit() -> io::Result<u64> {
     let mut lim = libc::rlimit {
