@@ -257,7 +257,7 @@ fn a_saturated_server_keeps_admitting() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start();
     let args = "-n 8000 -t 1 -r 0 -p 1KiB --pub-conns 2 -d 6s --drain-timeout 20s \
-                --probe-interval 200ms --probe-max-ms 1500 --src-ips 127.0.0.2-127.0.0.5";
+                --probe-interval 200ms --probe-max-ms 3000 --src-ips 127.0.0.2-127.0.0.5";
     let args: Vec<&str> = args.split_whitespace().collect();
     let (_, r) = run_scenario(&server, "fanout", &args);
     assert_all_connected(&r, 8000);
