@@ -9,9 +9,11 @@
 //!                                                                              │
 //!     POST /publish ─► conn::publish ──► broadcast::frame (encode once)        │
 //!                        ──► broadcast::sequencer (id + history + inboxes)     │
-//!                        ──► broadcast::inbox ──► worker (drain) ──────────────┤
+//!                        ──► broadcast::inbox ──► stream::delivery (fan-out) ──┤
 //!                                                                              ▼
 //!                                              stream (coalesced writes on the worker's ring)
+//!
+//!  worker: one loop per thread; worker::events is the one future that ends its park
 //!
 //!  timer::wheel: heartbeats, handshake timeouts, slow-reader and lifetime eviction
 //!
@@ -24,20 +26,23 @@
 //! In request order:
 //! - [`config`]: every tunable, built once in `main.rs` and passed down.
 //! - [`sys`]: the few raw system calls (rlimits, socket options).
-//! - [`server`]: starts one worker per core, handles signals and the shutdown drain.
+//! - [`server`]: starts one worker per core, handles signals and the shutdown drain;
+//!   [`shared`]: what the workers share, and the publish back-pressure.
 //! - [`accept`]: one SO_REUSEPORT listener per worker; the connection limit.
 //! - [`http`]: the hand-rolled request-head parser, body decoding, responses.
-//! - [`conn`]: a connection's slab entry, the handshake, routing, and the two endpoints.
+//! - [`conn`]: a connection's slab entry, the handshake, routing, and the two endpoints;
+//!   [`topic`]: the topic grammar they share; [`json`]: the JSON written by hand.
 //! - [`auth`] and [`cors`]: who may subscribe and publish (JWT, publish token), and
 //!   which browser origins may.
 //! - [`broadcast`]: frames, ids, history, cross-worker inboxes, per-worker topic hub.
-//! - [`stream`]: the subscriber data plane: writes and peer-close watches on io_uring.
+//! - [`stream`]: the subscriber data plane: fan-out into per-connection queues and the
+//!   delivery policy (`delivery`), writes and peer-close watches on io_uring.
 //! - [`timer`]: the per-worker timing wheel.
-//! - [`worker`]: the per-worker event loop that ties the stages together.
+//! - [`worker`]: the per-worker event loop that ties the stages together; its wake
+//!   sources in `worker::events`.
 //! - [`cluster`]: scale-out through one Redis stream shared by many processes.
 //! - [`page`]: the live page at `GET /`, and the `sys:stats` stream that feeds it.
 //! - [`metrics`] and [`logging`]: counters for `/metrics`, structured logs.
-
 //!
 //! `unsafe` is denied everywhere but in three homes, each allowing it for itself: [`sys`]
 //! (system calls), the data plane's kernel interface (`stream::plane`, `stream::ring`,

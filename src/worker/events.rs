@@ -5,9 +5,9 @@
 //! The data plane's descriptor (the private io_uring, or the legacy plane's epoll) is
 //! readable while completions wait in it, so one readiness poll on monoio's own driver
 //! covers every subscriber write and peer close. A loop that left work over yields by
-//! making that descriptor readable itself ([`crate::stream::plane::Plane::nudge`]): its
-//! next turn then comes only after monoio's next pass over its own I/O, so accepts,
-//! handshakes and publishers on this worker run between the turns of a long fan-out.
+//! making that descriptor readable itself ([`crate::stream::plane::Plane::nudge`]; on the
+//! legacy driver by [`Events::again`]), and every park returns to the runtime at least
+//! once: accepts, handshakes and publishers on this worker run between any two turns.
 //!
 //! Why not an eventfd rung by the ring and watched by a second task: that bridge needs a
 //! flag handshake between two tasks, and it lost wake-ups (a loop that yielded while the
