@@ -26,7 +26,7 @@ use crate::timer::wheel::Wheel;
 use crate::worker::{self, Clock, Events, Worker};
 use crate::{accept, sys};
 
-/// Descriptors kept back from the connection limit: listeners, rings, eventfds, epoll,
+/// Descriptors kept back from the connection limit: listeners, rings, epoll,
 /// standard streams, and room for the process to log and accept-and-refuse.
 const FD_RESERVE: u64 = 100;
 /// Listen backlog: absorbs a reconnect storm while the workers catch up.

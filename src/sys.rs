@@ -1,5 +1,5 @@
 //! The raw system calls the server makes outside its runtimes: file-descriptor limits,
-//! socket options and shutdowns, the eventfd that nudges the legacy plane, and epoll for the legacy plane.
+//! socket options and shutdowns, and epoll for the legacy plane.
 //! Every `unsafe` block outside the io_uring submission code lives here.
 
 #![allow(unsafe_code)] // one of the three homes of `unsafe` (see lib.rs): system calls
@@ -175,26 +175,6 @@ pub fn send_now(fd: RawFd, bytes: &[u8]) -> usize {
         )
     };
     usize::try_from(n).unwrap_or(0)
-}
-
-/// A nonblocking eventfd (the legacy plane's nudge).
-pub fn eventfd() -> io::Result<RawFd> {
-    // SAFETY: creates a new descriptor; no pointers involved.
-    check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })
-}
-
-/// Makes an eventfd readable.
-pub fn eventfd_signal(fd: RawFd) {
-    let one = 1u64;
-    // SAFETY: writes exactly 8 bytes from the u64 we own.
-    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
-}
-
-/// Clears an eventfd's counter.
-pub fn eventfd_clear(fd: RawFd) {
-    let mut value = 0u64;
-    // SAFETY: reads exactly 8 bytes into the u64 we own; EAGAIN means already clear.
-    unsafe { libc::read(fd, (&mut value as *mut u64).cast(), 8) };
 }
 
 /// Writes an iovec array without blocking. Returns bytes written or a negative errno,
