@@ -35,8 +35,12 @@ pub const DEFAULT_MAX_QUEUED_FRAMES: usize = 1024;
 /// reader that stopped reading pins at most this much kernel memory; autotuning would let
 /// it grow to `tcp_wmem` max (4 MiB).
 pub const DEFAULT_SNDBUF: usize = 128 << 10;
-/// Writes started per loop turn (see `Config::flush_batch`).
-pub const DEFAULT_FLUSH_BATCH: usize = 128;
+/// Writes started per loop turn (see `Config::flush_batch`). A coalesced write under
+/// 1 KiB saturation costs up to about 0.4 ms here, so 128 made turns of up to 58 ms; at 32
+/// new connections waited at most 51-113 ms instead of 102-132 ms (19,000 subscribers),
+/// and more frames waited to share each write: 1.87-1.89 M deliveries/s at 0.57 CPU-s
+/// per million instead of 1.55 M at 0.65 (BENCHMARKS.md, admission under saturation).
+pub const DEFAULT_FLUSH_BATCH: usize = 32;
 /// How long published events may wait in a worker's inbox before publishes wait, and
 /// how long each publish waits while subscribers are saturated (see `Capacity`).
 pub const DEFAULT_MAX_LAG: Duration = Duration::from_millis(500);

@@ -19,7 +19,7 @@ use crate::worker::{Dirty, Worker};
 /// (accepts, handshakes, publishers) run again. Measured under 1 KiB saturation (10,000
 /// subscribers, two workers): a visit costs about 0.1 µs with its queue push, so this is
 /// about 3 ms of fan-out per turn; the turn's flush adds at most `--flush-batch` writes
-/// (about 10 ms at 128). Unbounded, one turn took every batch that had piled up during
+/// (up to about 13 ms at the default 32). Unbounded, one turn took every batch that had piled up during
 /// the last one, up to 225 ms, and new connections waited seconds in the accept queue.
 pub const FANOUT_BUDGET: usize = 32 << 10;
 
