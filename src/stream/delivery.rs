@@ -15,12 +15,12 @@ use crate::broadcast::inbox::{Batch, Event};
 use crate::conn::{flags, CloseReason, Conn, Phase};
 use crate::worker::{Dirty, Worker};
 
-/// Subscriber visits one loop turn may spend on fan-out before the worker's other tasks
-/// (accepts, handshakes, publishers) run again. Measured under 1 KiB saturation (10,000
-/// subscribers, two workers): a visit costs about 0.1 µs with its queue push, so this is
-/// about 3 ms of fan-out per turn; the turn's flush adds at most `--flush-batch` writes
-/// (up to about 13 ms at the default 32). Unbounded, one turn took every batch that had piled up during
-/// the last one, up to 225 ms, and new connections waited seconds in the accept queue.
+/// Frames one loop turn may queue in fan-out before the worker's other tasks (accepts,
+/// handshakes, publishers) run again. Measured under 1 KiB saturation (10,000
+/// subscribers, two workers): a queued frame costs about 0.1 µs, so this is about 3 ms
+/// of fan-out per turn; the turn's flush adds at most `--flush-batch` writes (up to about
+/// 13 ms at the default 32). Unbounded, one turn took every batch that had piled up
+/// during the last one, up to 225 ms, and new connections waited seconds to be accepted.
 pub const FANOUT_BUDGET: usize = 32 << 10;
 
 /// Where the fan-out stopped when a turn's budget ran out: the batch being fanned out
@@ -29,7 +29,7 @@ pub type Resume = (Arc<Batch>, usize);
 
 impl Worker {
     /// Step 3: moves published events from the inbox into subscriber queues, in id
-    /// order, until the turn's [`FANOUT_BUDGET`] of subscriber visits is spent; the rest
+    /// order, until the turn's [`FANOUT_BUDGET`] of queued frames is spent; the rest
     /// waits for the next turn (the inbox's backlog then holds publishers back, see
     /// `Shared::publish_capacity`). Subscribers pushed over their queue bound are evicted
     /// after the walk (closing one mid-walk would reorder the list being walked).
@@ -56,13 +56,7 @@ impl Worker {
                     self.resume = Some((batch.clone(), i));
                     break;
                 }
-                let visits: usize = event
-                    .topics
-                    .iter()
-                    .map(|t| self.hub.subscribers(t).len())
-                    .sum();
-                budget = budget.saturating_sub(visits.max(1));
-                queued += fan_out(
+                let fanned = fan_out(
                     &self.hub,
                     &mut self.conns,
                     &mut self.dirty,
@@ -71,6 +65,10 @@ impl Worker {
                     event,
                     max_queued,
                 );
+                // Frames queued stand for the visits: a subscriber that already had the
+                // event costs only a comparison.
+                budget = budget.saturating_sub((fanned as usize).max(1));
+                queued += fanned;
             }
             if self.resume.is_none() {
                 self.turn_batches.push(batch.published_at);
