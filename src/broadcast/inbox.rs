@@ -2,7 +2,8 @@
 //!
 //! Every worker owns one [`Inbox`]: a lock-free queue of [`Batch`]es that publishers on any
 //! thread push to, plus a flag that makes a burst of publishes cost at most one cross-thread
-//! wake per worker until the worker drains again.
+//! wake per worker until the worker takes the flag again. A busy worker leaves the flag
+//! set and drains the queue anyway, so publishers never wake it (see `worker::events`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -39,11 +40,11 @@ pub struct Batch {
 #[derive(Default)]
 pub struct Inbox {
     queue: SegQueue<Arc<Batch>>,
-    /// True from the first push after a drain until the worker drains again: later pushes
-    /// skip the wake.
+    /// True from the first push after the worker took the flag until it takes it again:
+    /// later pushes skip the wake.
     notified: AtomicBool,
-    /// When that first push woke the worker ([`now_us`]), 0 once it has drained: how long
-    /// the oldest batch in the queue has waited for the worker.
+    /// When the first push since the worker's last drain came ([`now_us`]), 0 once it
+    /// drains: how long the oldest batch in the queue has waited for the worker.
     waiting_since: AtomicU64,
     /// Events in the queued batches.
     events: AtomicUsize,
@@ -96,9 +97,12 @@ impl Inbox {
     /// Worker side: whether a wake was requested since the last call. Clear the flag
     /// before draining, so a push racing with the drain wakes the worker again.
     pub fn take_notified(&self) -> bool {
-        let notified = self.notified.swap(false, Ordering::AcqRel);
+        self.notified.swap(false, Ordering::AcqRel)
+    }
+
+    /// Worker side, as a drain begins: the batches waiting are being taken.
+    pub fn begin_drain(&self) {
         self.waiting_since.store(0, Ordering::Release);
-        notified
     }
 
     pub fn pop(&self) -> Option<Arc<Batch>> {
@@ -183,6 +187,8 @@ mod tests {
         );
         assert_eq!(inbox.events(), 2);
         assert!(inbox.take_notified());
+        assert!(inbox.waiting() > Duration::ZERO, "noticed, not yet drained");
+        inbox.begin_drain();
         assert_eq!(
             inbox.waiting(),
             Duration::ZERO,

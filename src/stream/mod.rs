@@ -23,6 +23,17 @@ use crate::worker::{Dirty, Worker};
 /// Bytes a streaming subscriber may send us (it should send nothing) before it is closed.
 const MAX_DISCARD: usize = 64 << 10;
 
+/// Completions one turn collects at most; what it does not act on waits, in order.
+pub const REAP_BUDGET: usize = 1024;
+/// How long one turn acts on completions. A write's completion costs about 0.3 µs, a
+/// peer close 12-30 µs (measured on this 2-core machine under fan-out: two system calls
+/// on a socket whose kernel queue is full, the frames it held, the hub's bookkeeping),
+/// so the budget is time, checked every [`REAP_CHECK`] completions. Unbounded, the turn
+/// after 9,500 subscribers of one worker hung up together took 40 ms of CPU and 110 ms
+/// of wall time, and new connections waited that long. Steady fan-out never reaches it.
+pub const REAP_TIME: std::time::Duration = std::time::Duration::from_millis(1);
+const REAP_CHECK: usize = 16;
+
 impl Worker {
     /// Turns the request-phase connection `key` into a subscriber of `topics`, queueing
     /// `first` (head, `retry:`, gap notice, replay) ahead of every live event after `upto`.
@@ -181,11 +192,20 @@ impl Worker {
         self.stats().writes.add(1);
     }
 
-    /// Collects the data plane's completions and acts on each.
+    /// Collects the data plane's completions and acts on them, oldest first, for up to
+    /// [`REAP_TIME`]; the rest wait for the next turn.
     pub fn reap(&mut self) {
         let mut done = std::mem::take(&mut self.completions);
-        self.plane.complete(&mut done);
-        for c in done.drain(..) {
+        if done.len() < REAP_BUDGET {
+            self.plane.complete(&mut done);
+        }
+        let start = std::time::Instant::now();
+        let mut acted = 0;
+        for c in done.iter() {
+            if acted % REAP_CHECK == REAP_CHECK - 1 && start.elapsed() >= REAP_TIME {
+                break;
+            }
+            acted += 1;
             let Some(conn) = self.conns.get(c.token.key as usize) else {
                 continue;
             };
@@ -198,6 +218,7 @@ impl Worker {
                 Op::Writable => self.on_writable(c.token.key),
             }
         }
+        done.drain(..acted);
         self.completions = done;
     }
 

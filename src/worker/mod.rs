@@ -52,7 +52,8 @@ pub struct Worker {
     pub evict: Vec<u32>,
     /// When each batch fanned out this turn was published (for the latency metric).
     pub turn_batches: Vec<Instant>,
-    /// Scratch for collected completions, reused every turn.
+    /// Completions collected and not yet acted on (past the turn's reap budget),
+    /// oldest first; the buffer is reused every turn.
     pub completions: Vec<Completion>,
     /// Generation for the next connection (see `Token`).
     pub next_gen: u32,
@@ -102,13 +103,17 @@ impl Worker {
         self.turn_ms = self.clock.millis();
     }
 
-    /// Step 7: with writes or events left for the next turn, or completions already
-    /// collected (the legacy plane's writes complete inline), the loop must run again.
-    /// On io_uring the plane's descriptor is made readable, which ends the next park
-    /// after monoio's next I/O pass; elsewhere returns true: the loop must yield by
-    /// waking itself ([`Events::again`]).
-    fn yield_if_more(&mut self) -> bool {
-        let more = !self.dirty.is_empty() || self.plane.has_collected() || self.fanout_pending();
+    /// Step 7: with writes, completions or events left for the next turn (events
+    /// published during this one among them), or a kick from a connection task
+    /// (`kicked`), the loop must run again. On io_uring the plane's descriptor is made
+    /// readable, which ends the next park once monoio has parked; elsewhere returns
+    /// true: the loop yields through [`Events::again`] (a timer).
+    fn yield_if_more(&mut self, kicked: bool) -> bool {
+        let more = kicked
+            || !self.dirty.is_empty()
+            || !self.completions.is_empty()
+            || self.plane.has_collected()
+            || self.fanout_pending();
         more && !self.plane.nudge()
     }
 
@@ -161,7 +166,7 @@ pub async fn run(worker: Rc<RefCell<Worker>>, mut events: Events) {
             return;
         }
         // 7. Work left over: come back after monoio's next I/O pass, not before it.
-        if w.yield_if_more() {
+        if w.yield_if_more(events.kicked()) {
             events.again();
         }
         events.set_deadline(w.next_deadline());
