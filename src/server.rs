@@ -234,7 +234,7 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
                 std::process::exit(1);
             }
         };
-        let events = match plane.pollable().and_then(|fd| Events::new(shared.inboxes[index].clone(), fd)) {
+        let events = match plane.pollable().and_then(|fd| Events::new(shared.inboxes[index].clone(), fd, uring)) {
             Ok(e) => e,
             Err(e) => {
                 log::error!(worker = index, error:% = e; "cannot watch the data plane");

@@ -3,7 +3,7 @@
 //! Every worker owns one [`Inbox`]: a lock-free queue of [`Batch`]es that publishers on any
 //! thread push to, plus a flag that makes a burst of publishes cost at most one cross-thread
 //! wake per worker until the worker takes the flag again. A busy worker leaves the flag
-//! set and drains the queue anyway, so publishers never wake it (see `worker::events`).
+//! set and drains the queue anyway, so publishers do not wake it (see `worker::events`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

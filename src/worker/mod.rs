@@ -103,18 +103,15 @@ impl Worker {
         self.turn_ms = self.clock.millis();
     }
 
-    /// Step 7: with writes, completions or events left for the next turn (events
-    /// published during this one among them), or a kick from a connection task
-    /// (`kicked`), the loop must run again. On io_uring the plane's descriptor is made
-    /// readable, which ends the next park once monoio has parked; elsewhere returns
-    /// true: the loop yields through [`Events::again`] (a timer).
-    fn yield_if_more(&mut self, kicked: bool) -> bool {
-        let more = kicked
+    /// Step 7: whether writes, completions or events are left for the next turn
+    /// (events published during this one among them), or a connection task asked for a
+    /// turn meanwhile (`kicked`).
+    fn work_left(&self, kicked: bool) -> bool {
+        kicked
             || !self.dirty.is_empty()
             || !self.completions.is_empty()
             || self.plane.has_collected()
-            || self.fanout_pending();
-        more && !self.plane.nudge()
+            || self.fanout_pending()
     }
 
     /// When the loop must run even if nothing wakes it: the wheel's next expiry, the
@@ -165,10 +162,10 @@ pub async fn run(worker: Rc<RefCell<Worker>>, mut events: Events) {
         if w.finished() {
             return;
         }
-        // 7. Work left over: come back after monoio's next I/O pass, not before it.
-        if w.yield_if_more(events.kicked()) {
-            events.again();
-        }
-        events.set_deadline(w.next_deadline());
+        // 7. Work left over: the next turn comes after monoio's next I/O pass, not before
+        //    it (the plane's descriptor is made readable, or a timer set).
+        let left = w.work_left(events.kicked());
+        let nudged = left && w.plane.nudge();
+        events.after_turn(left, nudged, w.next_deadline());
     }
 }
