@@ -13,7 +13,7 @@ use monoio::net::{TcpListener, TcpStream};
 use crate::conn::{handshake, CloseReason};
 use crate::http::response;
 use crate::sys;
-use crate::worker::Worker;
+use crate::worker::{Port, Worker};
 
 /// After the process runs out of descriptors, wait this long before accepting again
 /// rather than spinning on EMFILE.
@@ -38,8 +38,8 @@ pub async fn run(listener: TcpListener, worker: Rc<RefCell<Worker>>) {
                     monoio::spawn(refuse(stream));
                     continue;
                 }
-                let key = worker.borrow_mut().admit(stream.as_raw_fd());
-                monoio::spawn(handshake::serve(worker.clone(), stream, peer, key));
+                let port = Port::admit(&worker, stream.as_raw_fd());
+                monoio::spawn(handshake::serve(port, stream, peer));
             }
             Err(e) => match e.raw_os_error() {
                 Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {

@@ -6,10 +6,8 @@
 //! connection's request deadline passes, the wheel marks it and shuts down its read
 //! side, which ends the pending read with end-of-file.
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, IntoRawFd};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,13 +18,13 @@ use monoio::net::TcpStream;
 use super::publish::{self, Refusal, Target};
 use super::route::{self, route, Framing, Route};
 use super::subscribe::Subscribe;
-use super::{flags, CloseReason};
+use super::CloseReason;
 use crate::http::body::ChunkedDecoder;
 use crate::http::parse;
 use crate::http::response::{self, Response};
 use crate::shared::{Capacity, Shared};
 use crate::sys;
-use crate::worker::Worker;
+use crate::worker::Port;
 
 /// First read buffer: a browser's EventSource request is about 500 bytes.
 const INITIAL_BUF: usize = 1024;
@@ -50,9 +48,9 @@ enum End {
 struct Http {
     stream: TcpStream,
     buf: Vec<u8>,
-    worker: Rc<RefCell<Worker>>,
+    /// The connection's entry on its worker.
+    port: Port,
     shared: Arc<Shared>,
-    key: u32,
     peer: SocketAddr,
     /// The `Access-Control-Allow-Origin` of the request being answered, if any.
     cors: Option<String>,
@@ -60,15 +58,14 @@ struct Http {
     served: u32,
 }
 
-/// Serves an accepted connection registered in the worker's slab as `key`.
-pub async fn serve(worker: Rc<RefCell<Worker>>, stream: TcpStream, peer: SocketAddr, key: u32) {
-    let shared = worker.borrow().shared.clone();
+/// Serves an accepted connection registered on its worker as `port`.
+pub async fn serve(port: Port, stream: TcpStream, peer: SocketAddr) {
+    let shared = port.shared().clone();
     let mut http = Http {
         stream,
         buf: Vec::with_capacity(INITIAL_BUF),
-        worker,
+        port,
         shared,
-        key,
         peer,
         served: 0,
         cors: None,
@@ -87,9 +84,7 @@ impl Http {
             } else {
                 cfg.keepalive_timeout
             };
-            self.worker
-                .borrow_mut()
-                .set_request_deadline(self.key, timeout);
+            self.port.deadline(timeout);
             let head_len = match self.read_head().await {
                 Ok(n) => n,
                 Err(end) => return end,
@@ -111,7 +106,7 @@ impl Http {
                     close,
                 } => {
                     keep_alive &= !close;
-                    self.worker.borrow().stats().count_status(status);
+                    self.port.stats().count_status(status);
                     bytes
                 }
                 Route::Publish {
@@ -154,7 +149,7 @@ impl Http {
             return Ok(());
         }
         // The client is not taking it all now: bound the wait by the write timeout.
-        self.worker.borrow_mut().set_answer_deadline(self.key);
+        self.port.answering();
         bytes.drain(..sent);
         self.stream.write_all(bytes).await.0.map(drop)
     }
@@ -211,11 +206,7 @@ impl Http {
     }
 
     fn timed_out(&self) -> bool {
-        self.worker
-            .borrow()
-            .conns
-            .get(self.key as usize)
-            .is_some_and(|c| c.has(flags::TIMED_OUT))
+        self.port.timed_out()
     }
 
     /// Reads a publish body and publishes it; the answer to write, or how to end.
@@ -235,9 +226,7 @@ impl Http {
             cfg.max_event_bytes
         };
         let body_timeout = cfg.handshake_timeout;
-        self.worker
-            .borrow_mut()
-            .set_request_deadline(self.key, body_timeout);
+        self.port.deadline(body_timeout);
         if let Framing::Length(n) = framing {
             if n > limit as u64 {
                 return Err(self.refuse(413, format!("body over {limit} bytes")));
@@ -275,9 +264,8 @@ impl Http {
             },
         };
         let json = crate::json::publish_answer(&ids, batch);
-        let w = self.worker.borrow();
-        w.stats().published.add(ids.len() as u64);
-        w.stats().count_status(202);
+        self.port.stats().published.add(ids.len() as u64);
+        self.port.stats().count_status(202);
         let mut r = self.with_cors(Response::new(202));
         if !keep_alive || shared.is_draining() {
             r = r.close();
@@ -296,10 +284,8 @@ impl Http {
         let cfg = &self.shared.config;
         let (patience, pace) = (cfg.handshake_timeout, cfg.max_lag);
         // The request timer must not end the wait before the wait ends itself.
-        self.worker
-            .borrow_mut()
-            .set_request_deadline(self.key, patience * 2);
-        self.worker.borrow().stats().publish_waits.add(1);
+        self.port.deadline(patience * 2);
+        self.port.stats().publish_waits.add(1);
         let started = std::time::Instant::now();
         loop {
             let waited = started.elapsed();
@@ -389,25 +375,15 @@ impl Http {
     async fn end(self, end: End) {
         match end {
             End::Stream(sub) => {
-                let pending = {
-                    let mut w = self.worker.borrow_mut();
-                    w.stats().count_status(200);
-                    let fd = self.stream.into_raw_fd();
-                    debug_assert_eq!(
-                        fd, w.conns[self.key as usize].fd,
-                        "slab entry and stream disagree"
-                    );
-                    w.subscribe(self.key, &sub)
-                };
+                self.port.stats().count_status(200);
+                let pending = self.port.subscribe(self.stream.into_raw_fd(), &sub);
                 // Cluster mode, resuming from further back than this process's history:
                 // the shared stream serves it while the connection collects live events.
                 if let (Some(pending), Some(cluster)) = (pending, self.shared.cluster.clone()) {
                     let fetched = cluster
                         .fetch(pending.after, pending.upto, sub.topics.clone())
                         .await;
-                    self.worker
-                        .borrow_mut()
-                        .resume_from_cluster(self.key, &sub, &pending, fetched);
+                    self.port.resume(&sub, &pending, fetched);
                 }
             }
             End::Answer(bytes, reason) => {
@@ -415,7 +391,7 @@ impl Http {
                     .ok()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                self.worker.borrow().stats().count_status(status);
+                self.port.stats().count_status(status);
                 self.answer_and_linger(bytes, reason).await;
             }
             End::Quiet(reason) => self.release(reason),
@@ -425,9 +401,7 @@ impl Http {
     async fn answer_and_linger(mut self, bytes: Vec<u8>, reason: CloseReason) {
         if self.answer(bytes).await.is_ok() {
             sys::shutdown(self.stream.as_raw_fd(), sys::Shut::Write);
-            self.worker
-                .borrow_mut()
-                .set_request_deadline(self.key, LINGER);
+            self.port.deadline(LINGER);
             let mut discarded = 0;
             while discarded < LINGER_BYTES && !self.timed_out() {
                 self.buf.clear();
@@ -443,10 +417,7 @@ impl Http {
     /// Frees the slab entry before the stream (and so the descriptor) is dropped, so the
     /// wheel can never act on a descriptor number reused by a newer connection.
     fn release(self, reason: CloseReason) {
-        let mut w = self.worker.borrow_mut();
-        w.stats().closes[reason.index()].add(1);
-        w.release(self.key);
-        drop(w);
+        self.port.release(reason);
         drop(self.stream);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod events;
+pub mod port;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -23,6 +24,7 @@ use crate::stream::plane::{Completion, Plane};
 use crate::timer::wheel::Wheel;
 pub use clock::Clock;
 pub use events::{Events, Kick};
+pub use port::Port;
 
 /// How often a draining worker closes its next batch of subscribers.
 const DRAIN_STEP: Duration = Duration::from_millis(20);
