@@ -93,7 +93,14 @@ pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> Routed {
         (
             path @ (b"/" | b"/app.js" | b"/style.css" | b"/favicon.svg"),
             Method::Get | Method::Head,
-        ) => page::serve(path, head.method, h.if_none_match, cfg, keep_alive),
+        ) => match page::serve(path, head.method, h.if_none_match, cfg, keep_alive) {
+            Some((status, bytes)) => Route::Answer {
+                status,
+                bytes,
+                close: false,
+            },
+            None => Route::Refuse(404, "no such page asset".into()),
+        },
         (b"/events" | b"/publish", Method::Options) => options(&head, path, shared),
         (
             path @ (b"/events" | b"/publish" | b"/healthz" | b"/metrics" | b"/" | b"/app.js"

@@ -16,7 +16,6 @@ pub mod stats;
 use std::borrow::Cow;
 
 use crate::config::Config;
-use crate::conn::route::Route;
 use crate::http::parse::Method;
 use crate::http::response::Response;
 
@@ -68,17 +67,16 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Answers `GET` or `HEAD` for one of the page's paths (as listed in `conn::route`):
-/// `200` with the asset, or `304` when `If-None-Match` names its tag.
+/// the status and the encoded response, `200` with the asset or `304` when
+/// `If-None-Match` names its tag; `None` when no asset has that path.
 pub fn serve(
     path: &[u8],
     method: Method,
     if_none_match: Option<&[u8]>,
     cfg: &Config,
     keep_alive: bool,
-) -> Route {
-    let Some(asset) = ASSETS.iter().find(|a| a.path == path) else {
-        return Route::Refuse(404, "no such page asset".into());
-    };
+) -> Option<(u16, Vec<u8>)> {
+    let asset = ASSETS.iter().find(|a| a.path == path)?;
     let (body, etag) = content(asset, cfg);
     let fresh = if_none_match.is_some_and(|v| matches_etag(v, &etag));
     let status = if fresh { 304 } else { 200 };
@@ -100,11 +98,7 @@ pub fn serve(
         }
         bytes
     };
-    Route::Answer {
-        status,
-        bytes,
-        close: false,
-    }
+    Some((status, bytes))
 }
 
 /// An asset's bytes and tag; the HTML gets the retry hint, and a tag that names it.
@@ -166,9 +160,7 @@ mod tests {
     #[test]
     fn the_page_gets_the_retry_hint_and_a_tag_naming_it() {
         let cfg = Config::new().retry(std::time::Duration::from_millis(1234));
-        let Route::Answer { status, bytes, .. } = serve(b"/", Method::Get, None, &cfg, true) else {
-            panic!("not an answer");
-        };
+        let (status, bytes) = serve(b"/", Method::Get, None, &cfg, true).expect("an asset");
         let text = String::from_utf8(bytes).unwrap();
         assert_eq!(status, 200);
         assert!(text.contains("content=\"1234\""), "{text}");
