@@ -88,12 +88,10 @@ impl Worker {
             },
         };
         let ends_in = request.expires_in.map(std::time::Duration::from_secs);
-        if crate::page::stats::watch(&self.shared, &topics) {
-            self.conns[key as usize].set(super::flags::STATS);
-        }
         if let Some(after) = replay.remote {
             self.conns[key as usize].set(super::flags::HELD);
             self.start_stream(key, &topics, replay.upto, [], ends_in);
+            self.watch_stats(key, &topics);
             let gen = self.conns[key as usize].gen;
             return Some(RemoteResume {
                 after,
@@ -111,7 +109,17 @@ impl Worker {
         self.stats().replayed.add(replay.frames.len() as u64);
         first.extend(pack(replay.frames));
         self.start_stream(key, &topics, replay.upto, first, ends_in);
+        self.watch_stats(key, &topics);
         None
+    }
+
+    /// A subscriber of `sys:stats` starts the snapshots once it is counted, so that the
+    /// first snapshot it gets counts it (counted after, a snapshot taken by worker 0 in
+    /// between said `"subscribers":0` to its only watcher).
+    fn watch_stats(&mut self, key: u32, topics: &[&str]) {
+        if crate::page::stats::watch(&self.shared, topics) {
+            self.conns[key as usize].set(super::flags::STATS);
+        }
     }
 
     /// Serves a held resume with what the cluster's stream returned (or, if Redis could
