@@ -187,7 +187,9 @@ fn sigterm_drains_every_subscriber_with_a_retry_then_exits_zero() {
         assert_eq!(
             events.len(),
             1,
-            "the event published before the signal arrives"
+            "the event published before the signal arrives: {:?} LOG {}",
+            String::from_utf8_lossy(s.body()),
+            server.log()
         );
         assert_eq!(events[0].id, id.to_string());
         let body = String::from_utf8_lossy(s.body()).into_owned();
