@@ -39,7 +39,8 @@
 //!   delivery policy (`delivery`), writes and peer-close watches on io_uring.
 //! - [`timer`]: the per-worker timing wheel.
 //! - [`worker`]: the per-worker event loop that ties the stages together; its wake
-//!   sources in `worker::events`.
+//!   sources in `worker::events`; `worker::Port`, the one handle a connection task has
+//!   on its worker.
 //! - [`cluster`]: scale-out through one Redis stream shared by many processes.
 //! - [`page`]: the live page at `GET /`, and the `sys:stats` stream that feeds it.
 //! - [`metrics`] and [`logging`]: counters for `/metrics`, structured logs.
