@@ -161,6 +161,52 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Checks the values that no type rules out, naming the flag each comes from. The
+    /// server checks it at start, so library callers and tests get the same answers as
+    /// the command line.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tick.is_zero() {
+            return Err("--tick must be at least 1ms".into());
+        }
+        if self.heartbeat.is_zero()
+            || self.handshake_timeout.is_zero()
+            || self.write_timeout.is_zero()
+        {
+            return Err(
+                "--heartbeat, --handshake-timeout and --write-timeout must be above zero".into(),
+            );
+        }
+        if self.max_queued_frames == 0 {
+            return Err("--max-queued-frames must be at least 1".into());
+        }
+        if self.max_head_bytes < 256 {
+            return Err("--max-head-bytes must be at least 256".into());
+        }
+        if self.flush_batch == 0 {
+            return Err("--flush-batch must be at least 1".into());
+        }
+        if self.auth.is_none() && !self.public_topics.is_empty() {
+            return Err("--public-topic needs --jwt-secret or --jwt-public-key".into());
+        }
+        if let Some(cluster) = &self.cluster {
+            check_redis_url(&cluster.url)?;
+        }
+        Ok(())
+    }
+}
+
+/// A `--cluster` URL this binary can connect to: `redis://host:port`.
+fn check_redis_url(url: &str) -> Result<(), String> {
+    match url.split_once("://") {
+        Some(("redis", rest)) if !rest.is_empty() => Ok(()),
+        Some(("rediss", _)) => {
+            Err("--cluster: TLS (rediss://) is not built into this binary".into())
+        }
+        _ => Err(format!("--cluster {url:?} is not a redis://host:port URL")),
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self::new()
@@ -267,6 +313,38 @@ pub fn parse_base_path(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validate_names_the_flag_of_each_bad_value() {
+        assert_eq!(Config::new().validate(), Ok(()));
+        let cases: [(Config, &str); 7] = [
+            (Config::new().tick(Duration::ZERO), "--tick"),
+            (Config::new().heartbeat(Duration::ZERO), "--heartbeat"),
+            (
+                Config::new().write_timeout(Duration::ZERO),
+                "--write-timeout",
+            ),
+            (Config::new().max_queued_frames(0), "--max-queued-frames"),
+            (Config::new().max_head_bytes(255), "--max-head-bytes"),
+            (Config::new().flush_batch(0), "--flush-batch"),
+            (
+                Config::new().public_topics(vec![crate::auth::Pattern::parse("news")]),
+                "--public-topic",
+            ),
+        ];
+        for (config, flag) in cases {
+            let why = config.validate().expect_err(flag);
+            assert!(why.contains(flag), "{flag}: {why}");
+        }
+    }
+
+    #[test]
+    fn cluster_urls_are_checked() {
+        assert_eq!(check_redis_url("redis://127.0.0.1:6379"), Ok(()));
+        assert!(check_redis_url("rediss://h:1").unwrap_err().contains("TLS"));
+        assert!(check_redis_url("http://h:1").is_err());
+        assert!(check_redis_url("redis://").is_err());
+    }
 
     macro_rules! table {
         ($f:ident: $($input:expr => $want:expr),* $(,)?) => {

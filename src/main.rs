@@ -188,23 +188,6 @@ enum LogFormat {
 
 impl Flags {
     fn config(self) -> Result<Config, String> {
-        if self.tick.is_zero() {
-            return Err("--tick must be at least 1ms".into());
-        }
-        if self.heartbeat.is_zero()
-            || self.handshake_timeout.is_zero()
-            || self.write_timeout.is_zero()
-        {
-            return Err(
-                "--heartbeat, --handshake-timeout and --write-timeout must be above zero".into(),
-            );
-        }
-        if self.max_queued_frames == 0 {
-            return Err("--max-queued-frames must be at least 1".into());
-        }
-        if self.max_head_bytes < 256 {
-            return Err("--max-head-bytes must be at least 256".into());
-        }
         let auth = match (&self.jwt_secret, &self.jwt_public_key) {
             (Some(secret), _) if secret.len() < 16 => {
                 return Err("--jwt-secret must be at least 16 bytes".into());
@@ -221,23 +204,17 @@ impl Flags {
                     .map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
                 Some(auth)
             }
-            (None, None) if !self.public_topics.is_empty() => {
-                return Err("--public-topic needs --jwt-secret or --jwt-public-key".into());
-            }
             (None, None) => None,
         }
         .map(Arc::new);
         let cors = Cors::new(&self.cors_origins, self.cors_credentials)?.map(Arc::new);
-        if let Some(url) = &self.cluster {
-            redis_url_check(url)?;
-        }
         let cluster = self.cluster.clone().map(|url| ringcast::cluster::Settings {
             url,
             stream: self.cluster_stream.clone(),
             retention: self.cluster_retention.max(1),
             max_event_bytes: self.max_event_bytes,
         });
-        Ok(Config::new()
+        let config = Config::new()
             .listen(self.listen)
             .workers(self.workers)
             .driver(match self.driver {
@@ -265,7 +242,7 @@ impl Flags {
             .history_ttl(self.history_ttl)
             .publish_token(self.publish_token)
             .ring_entries(self.ring_entries)
-            .flush_batch(self.flush_batch.max(1))
+            .flush_batch(self.flush_batch)
             .max_lag(self.max_lag)
             .tick(self.tick)
             .base_path(self.base_path)
@@ -278,17 +255,9 @@ impl Flags {
             )
             .cors(cors)
             .cluster(cluster)
-            .reuse_port(self.reuse_port))
-    }
-}
-
-fn redis_url_check(url: &str) -> Result<(), String> {
-    match url.split_once("://") {
-        Some(("redis", rest)) if !rest.is_empty() => Ok(()),
-        Some(("rediss", _)) => {
-            Err("--cluster: TLS (rediss://) is not built into this binary".into())
-        }
-        _ => Err(format!("--cluster {url:?} is not a redis://host:port URL")),
+            .reuse_port(self.reuse_port);
+        config.validate()?;
+        Ok(config)
     }
 }
 

@@ -44,6 +44,9 @@ pub struct Server {
 impl Server {
     /// Binds every worker's listener and starts the workers.
     pub fn start(config: Config) -> io::Result<Server> {
+        config
+            .validate()
+            .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
         let nofile = sys::raise_nofile_limit().unwrap_or(1024);
         sys::return_freed_memory_promptly();
         sys::disable_transparent_huge_pages();
