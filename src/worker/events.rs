@@ -212,3 +212,67 @@ impl Events {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("a runtime")
+    }
+
+    /// A stand-in for the data plane's descriptor: never readable here.
+    fn plane() -> (OwnedFd, std::os::unix::net::UnixStream) {
+        let (ours, other) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+        (OwnedFd::from(ours), other)
+    }
+
+    #[test]
+    fn after_a_busy_turn_only_a_pass_of_the_runtime_ends_the_park() {
+        runtime().block_on(async {
+            let inbox = Arc::new(Inbox::default());
+            let (fd, _other) = plane();
+            let mut events = Events::new(inbox.clone(), fd, false).expect("events");
+            let waker = Waker::noop();
+            let mut cx = Context::from_waker(waker);
+
+            // The turn left work: a kick and a publish in the same round do not end the
+            // park (they used to, and turns then ran back to back with no I/O pass).
+            events.after_turn(true, false, None);
+            assert!(events.poll_sources(&mut cx).is_pending());
+            events.kick().now();
+            inbox.notify();
+            assert!(
+                events.poll_sources(&mut cx).is_pending(),
+                "woken in the same round"
+            );
+            // The yield timer, served only after the runtime parked, does.
+            monoio::time::sleep(YIELD * 3).await;
+            assert!(
+                events.poll_sources(&mut cx).is_ready(),
+                "after the runtime's pass"
+            );
+
+            // An idle loop ends its park on any source, at once. (First the publish's
+            // flag, left set while the loop was busy, is taken: one turn for it.)
+            events.after_turn(false, false, None);
+            assert!(events.poll_sources(&mut cx).is_ready(), "the flag left set");
+            events.after_turn(false, false, None);
+            assert!(events.poll_sources(&mut cx).is_pending());
+            events.kick().now();
+            assert!(
+                events.poll_sources(&mut cx).is_ready(),
+                "a kick wakes an idle loop"
+            );
+            events.after_turn(false, false, None);
+            inbox.notify();
+            assert!(
+                events.poll_sources(&mut cx).is_ready(),
+                "a publish wakes an idle loop"
+            );
+        });
+    }
+}
