@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::conn::CloseReason;
-use crate::shared::Shared;
 
 /// A counter written by one worker thread and read by any. A relaxed load and store is a
 /// plain move on x86-64: no locked instruction on the hot path.
@@ -102,10 +101,17 @@ impl WorkerStats {
     }
 }
 
+/// What `/metrics` shows besides the workers' counters.
+pub struct Process<'a> {
+    /// Memory held by event history, and the topics that have some.
+    pub history: (usize, usize),
+    /// The Redis link's counters, in cluster mode.
+    pub cluster: Option<&'a crate::cluster::Stats>,
+}
+
 /// Renders every metric in the Prometheus text format.
-pub fn render(shared: &Shared) -> String {
+pub fn render(workers: &[WorkerStats], process: Process) -> String {
     let mut out = String::with_capacity(8 << 10);
-    let workers = &shared.stats;
     let per_worker =
         |out: &mut String, name: &str, help: &str, kind: &str, f: &dyn Fn(&WorkerStats) -> u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -237,7 +243,7 @@ pub fn render(shared: &Shared) -> String {
         };
         let _ = writeln!(out, "ringcast_requests_total{{status=\"{label}\"}} {n}");
     }
-    let (history_bytes, topics) = shared.sequencer.history_stats();
+    let (history_bytes, topics) = process.history;
     let _ = writeln!(
         out,
         "# HELP ringcast_history_bytes Memory held by event history.\n# TYPE ringcast_history_bytes gauge\n\
@@ -245,8 +251,8 @@ pub fn render(shared: &Shared) -> String {
          # TYPE ringcast_topics gauge\nringcast_topics {topics}"
     );
     render_latency(&mut out, workers);
-    if let Some(cluster) = &shared.cluster {
-        render_cluster(&mut out, &cluster.stats);
+    if let Some(cluster) = process.cluster {
+        render_cluster(&mut out, cluster);
     }
     out
 }

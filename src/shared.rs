@@ -11,7 +11,7 @@ use crate::broadcast::inbox::Inbox;
 use crate::broadcast::sequencer::Sequencer;
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::metrics::WorkerStats;
+use crate::metrics::{self, WorkerStats};
 
 /// What every worker shares.
 pub struct Shared {
@@ -54,6 +54,15 @@ pub enum Capacity {
 }
 
 impl Shared {
+    /// The `/metrics` page: every worker's counters and the process's own.
+    pub fn metrics(&self) -> String {
+        let process = metrics::Process {
+            history: self.sequencer.history_stats(),
+            cluster: self.cluster.as_ref().map(|c| &*c.stats),
+        };
+        metrics::render(&self.stats, process)
+    }
+
     /// Whether fan-out keeps up with publishing (see [`Capacity`]).
     pub fn publish_capacity(&self) -> Capacity {
         let max = self.config.max_lag;

@@ -15,6 +15,7 @@
 //! topics its subscribers follow; the Redis connections live on their own threads and
 //! talk to the workers through channels, so Redis never blocks an event loop.
 
+mod entry;
 pub mod ids;
 mod reader;
 mod writer;

@@ -7,16 +7,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
-use redis::{Connection, RedisResult, Value};
-use smallvec::SmallVec;
+use redis::streams::{StreamRangeReply, StreamReadReply};
+use redis::{Connection, RedisResult};
 
-use super::writer::connect;
+use super::entry::{connect, decode};
 use super::{ids, Settings, Stats};
 use crate::broadcast::frame::gap_frame;
 use crate::broadcast::frame::Draft;
 use crate::broadcast::sequencer::{Sequencer, Stamped};
-use crate::topic::valid_topic;
 
 /// Retry delays after Redis becomes unreachable: quick at first, then capped.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -30,13 +28,6 @@ pub struct Reader {
     settings: Settings,
     stats: Arc<Stats>,
     sequencer: Arc<Sequencer>,
-}
-
-/// A decoded stream entry.
-pub struct Decoded {
-    pub topics: SmallVec<[String; 2]>,
-    pub event: Option<String>,
-    pub data: String,
 }
 
 impl Reader {
@@ -172,38 +163,4 @@ impl Reader {
             }
         }
     }
-}
-
-/// A stream entry as a ringcast event: its id, topics, name and data; None for an entry
-/// some other client wrote that is not one (it is skipped and counted).
-pub fn decode(entry: &StreamId, max_event_bytes: usize) -> Option<(u64, Decoded)> {
-    let id = ids::from_stream(&entry.id)?;
-    let text = |field: &str| match entry.map.get(field) {
-        Some(Value::BulkString(bytes)) => String::from_utf8(bytes.clone()).ok(),
-        Some(Value::SimpleString(s)) => Some(s.clone()),
-        _ => None,
-    };
-    let topics: SmallVec<[String; 2]> = text("t")?.split(',').map(str::to_owned).collect();
-    if topics.is_empty() || !topics.iter().all(|t| valid_topic(t.as_bytes())) {
-        return None;
-    }
-    let event = text("e");
-    if event
-        .as_ref()
-        .is_some_and(|e| e.is_empty() || e.len() > 64 || e.contains(['\r', '\n', '\0']))
-    {
-        return None;
-    }
-    let data = text("d")?;
-    if data.len() > max_event_bytes {
-        return None;
-    }
-    Some((
-        id,
-        Decoded {
-            topics,
-            event,
-            data,
-        },
-    ))
 }

@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 use redis::streams::StreamRangeReply;
 use redis::{Connection, RedisResult};
 
+use super::entry::{connect, decode};
 use super::{ids, Fetched, Request, Settings, Stats, WireEvent};
 
-/// How long a connect, or one command, may take before the request is refused (a
-/// publisher would rather get a 503 at once than wait on a dead server).
-const TIMEOUT: Duration = Duration::from_secs(2);
 /// A connection unused this long is PINGed before its next request.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
 /// Entries read per `XRANGE` page while collecting a resume.
@@ -97,13 +95,6 @@ impl Writer {
     }
 }
 
-pub fn connect(client: &redis::Client) -> RedisResult<Connection> {
-    let con = client.get_connection_with_timeout(TIMEOUT)?;
-    con.set_read_timeout(Some(TIMEOUT))?;
-    con.set_write_timeout(Some(TIMEOUT))?;
-    Ok(con)
-}
-
 fn publish(
     con: &mut Connection,
     settings: &Settings,
@@ -177,7 +168,7 @@ fn fetch(
         start = format!("({}", last.id);
         scanned += page.ids.len();
         for entry in &page.ids {
-            let Some((id, event)) = super::reader::decode(entry, settings.max_event_bytes) else {
+            let Some((id, event)) = decode(entry, settings.max_event_bytes) else {
                 continue;
             };
             if event.topics.iter().any(|t| topics.contains(t)) {

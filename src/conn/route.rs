@@ -273,7 +273,7 @@ fn health(shared: &Shared, method: Method, keep_alive: bool) -> Route {
 }
 
 fn metrics(shared: &Shared, keep_alive: bool) -> Route {
-    let text = crate::metrics::render(shared);
+    let text = shared.metrics();
     let mut r = Response::new(200).header("Cache-Control", "no-store");
     if !keep_alive {
         r = r.close();
