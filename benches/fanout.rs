@@ -10,7 +10,6 @@
 //!
 //! Run: `cargo bench --bench fanout`.
 
-use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -21,7 +20,7 @@ use ringcast::broadcast::hub::{Hub, Link};
 use ringcast::broadcast::inbox::Event;
 use ringcast::conn::{flags, Conn, Phase};
 use ringcast::stream::delivery::fan_out;
-use ringcast::worker::Dirty;
+use ringcast::stream::DirtyList;
 use slab::Slab;
 use smallvec::smallvec;
 
@@ -35,7 +34,7 @@ const SUBSCRIBERS_PER_BATCH: usize = 100_000;
 /// A worker's state for one fan-out: its subscribers and the lists `fan_out` fills.
 struct Worker {
     conns: Slab<Conn>,
-    dirty: VecDeque<Dirty>,
+    dirty: DirtyList,
     evict: Vec<u32>,
 }
 
@@ -55,7 +54,7 @@ fn fresh_worker(n: usize) -> Worker {
     Worker {
         conns,
         // A worker's lists keep their capacity from turn to turn.
-        dirty: VecDeque::with_capacity(n),
+        dirty: DirtyList::with_capacity(n),
         evict: Vec::new(),
     }
 }
@@ -89,7 +88,6 @@ fn bench_subscribers(c: &mut Criterion, n: usize) {
         &hub,
         &mut w.conns,
         &mut w.dirty,
-        0,
         &mut w.evict,
         &event,
         MAX_QUEUED,
@@ -128,7 +126,6 @@ fn bench_subscribers(c: &mut Criterion, n: usize) {
                     &hub,
                     &mut w.conns,
                     &mut w.dirty,
-                    0,
                     &mut w.evict,
                     black_box(&event),
                     MAX_QUEUED,

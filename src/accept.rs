@@ -22,7 +22,7 @@ const EMFILE_PAUSE: Duration = Duration::from_millis(20);
 const REFUSE_LINGER: Duration = Duration::from_secs(1);
 
 pub async fn run(listener: TcpListener, worker: Rc<RefCell<Worker>>) {
-    let shared = worker.borrow().shared.clone();
+    let shared = worker.borrow().shared().clone();
     loop {
         let accepted = listener.accept().await;
         if shared.is_draining() {

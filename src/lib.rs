@@ -35,12 +35,14 @@
 //! - [`auth`] and [`cors`]: who may subscribe and publish (JWT, publish token), and
 //!   which browser origins may.
 //! - [`broadcast`]: frames, ids, history, cross-worker inboxes, per-worker topic hub.
-//! - [`stream`]: the subscriber data plane: fan-out into per-connection queues and the
-//!   delivery policy (`delivery`), writes and peer-close watches on io_uring.
-//! - [`timer`]: the per-worker timing wheel.
-//! - [`worker`]: the per-worker event loop that ties the stages together; its wake
-//!   sources in `worker::events`; `worker::Port`, the one handle a connection task has
-//!   on its worker.
+//! - [`stream`]: the subscriber data plane (`stream::Writes`: the kernel interface on
+//!   io_uring or epoll, the dirty list, writes in flight, completions) and the fan-out
+//!   with its per-subscriber bound (`stream::delivery`).
+//! - [`timer`]: a worker's timers (`timer::Timers`: the wheel and its clock); what a
+//!   connection's timer means is `conn::lifecycle`.
+//! - [`worker`]: the per-worker event loop that ties the stages together, each stage's
+//!   state its own field; its wake sources in `worker::events`; `worker::Port`, the one
+//!   handle a connection task has on its worker.
 //! - [`cluster`]: scale-out through one Redis stream shared by many processes.
 //! - [`page`]: the live page at `GET /`, and the `sys:stats` stream that feeds it.
 //! - [`metrics`] and [`logging`]: counters for `/metrics`, structured logs.

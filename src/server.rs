@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::broadcast::history::Bounds;
-use crate::broadcast::hub::Hub;
 use crate::broadcast::inbox::Inbox;
 use crate::broadcast::sequencer::Sequencer;
 use crate::cluster::Cluster;
@@ -22,8 +20,7 @@ use crate::config::{Config, Driver};
 use crate::metrics::WorkerStats;
 use crate::shared::Shared;
 use crate::stream::plane::Plane;
-use crate::timer::wheel::Wheel;
-use crate::worker::{self, Clock, Events, Worker};
+use crate::worker::{self, Events, Worker};
 use crate::{accept, sys};
 
 /// Descriptors kept back from the connection limit: listeners, rings, epoll,
@@ -244,30 +241,9 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
                 std::process::exit(1);
             }
         };
-        let worker = Rc::new(RefCell::new(Worker {
-            index,
-            listener_fd: std::os::fd::AsRawFd::as_raw_fd(&listener),
-            conns: Slab::new(),
-            hub: Hub::default(),
-            wheel: Wheel::new(),
-            plane,
-            clock: Clock::new(shared.config.tick),
-            dirty: std::collections::VecDeque::new(),
-            turn_ms: 0,
-            writing: 0,
-            evict: Vec::new(),
-            resume: None,
-            chatter: Default::default(),
-            turn_batches: Vec::new(),
-            completions: Vec::new(),
-            next_gen: 0,
-            drain: None,
-            rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1),
-            kick: events.kick(),
-            housekept: std::time::Instant::now(),
-            busy: false,
-            shared,
-        }));
+        let listener_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let worker = Worker::new(index, shared, plane, listener_fd, events.kick());
+        let worker = Rc::new(RefCell::new(worker));
         monoio::spawn(accept::run(listener, worker.clone()));
         worker::run(worker, events).await;
     });

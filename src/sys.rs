@@ -61,7 +61,7 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
 }
 
 /// How a socket is shut down.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shut {
     /// Wakes a pending read with end-of-file; writing still works (used to interrupt a
     /// handshake read when its timer fires).

@@ -1,5 +1,6 @@
-//! `GET /events`: validate the topics, find the resume point, and turn the connection
-//! into a stream owned by the worker's data plane.
+//! `GET /events`: validate the topics and the resume point, and build what a new
+//! subscriber is sent before live events. The worker turns the connection into a
+//! stream (`worker::subscribe`).
 
 use bytes::Bytes;
 
@@ -8,8 +9,8 @@ use crate::broadcast::frame::Draft;
 use crate::broadcast::sequencer::Replay;
 use crate::cluster::Fetched;
 use crate::http::query;
+use crate::metrics::WorkerStats;
 use crate::topic::{add_topic, QueryError};
-use crate::worker::Worker;
 
 /// A validated subscribe request.
 #[derive(Debug, PartialEq, Eq)]
@@ -63,7 +64,7 @@ impl Subscribe {
 }
 
 /// A resume the shared stream must serve (cluster mode): fetched by the connection's
-/// task, then handed to [`Worker::resume_from_cluster`].
+/// task, then handed back to its worker (`worker::Port::resume`).
 pub struct RemoteResume {
     pub after: u64,
     pub upto: u64,
@@ -71,102 +72,54 @@ pub struct RemoteResume {
     pub gen: u32,
 }
 
-impl Worker {
-    /// Finds what the subscriber must be sent before live events and hands the
-    /// connection (already detached from its task) to the data plane. In cluster mode a
-    /// resume that reaches back past local history returns what to fetch; until it is
-    /// served the connection collects live events but writes nothing.
-    pub fn subscribe(&mut self, key: u32, request: &Subscribe) -> Option<RemoteResume> {
-        let topics: Vec<&str> = request.topics.iter().map(String::as_str).collect();
-        let sequencer = &self.shared.sequencer;
-        let upto = sequencer.watch(&topics);
-        let replay = match &request.last_event_id {
-            Some(id) => sequencer.resume(&topics, id),
-            None => Replay {
-                upto,
-                ..Replay::default()
-            },
-        };
-        let ends_in = request.expires_in.map(std::time::Duration::from_secs);
-        if let Some(after) = replay.remote {
-            self.conns[key as usize].set(super::flags::HELD);
-            self.start_stream(key, &topics, replay.upto, [], ends_in);
-            self.watch_stats(key, &topics);
-            let gen = self.conns[key as usize].gen;
-            return Some(RemoteResume {
-                after,
-                upto: replay.upto,
-                gen,
-            });
-        }
-        let mut first = Vec::with_capacity(2 + replay.frames.len());
-        first.push(self.preamble(request));
-        if let Some(oldest) = replay.gap {
-            let sent = request.last_event_id.as_deref().unwrap_or_default();
-            first.push(gap_frame(sent, oldest));
-            self.stats().replay_gaps.add(1);
-        }
-        self.stats().replayed.add(replay.frames.len() as u64);
-        first.extend(pack(replay.frames));
-        self.start_stream(key, &topics, replay.upto, first, ends_in);
-        self.watch_stats(key, &topics);
-        None
-    }
-
-    /// A subscriber of `sys:stats` starts the snapshots once it is counted, so that the
-    /// first snapshot it gets counts it (counted after, a snapshot taken by worker 0 in
-    /// between said `"subscribers":0` to its only watcher).
-    fn watch_stats(&mut self, key: u32, topics: &[&str]) {
-        if crate::page::stats::watch(&self.shared, topics) {
-            self.conns[key as usize].set(super::flags::STATS);
-        }
-    }
-
-    /// Serves a held resume with what the cluster's stream returned (or, if Redis could
-    /// not be asked, with a gap notice), ahead of the live events collected meanwhile.
-    pub fn resume_from_cluster(
-        &mut self,
-        key: u32,
-        request: &Subscribe,
-        pending: &RemoteResume,
-        fetched: Result<Fetched, String>,
-    ) {
-        match self.conns.get(key as usize) {
-            Some(c) if c.gen == pending.gen && c.phase() == super::Phase::Stream => {}
-            _ => return, // closed while waiting
-        }
+/// The frames a new subscriber gets before live events: its response head
+/// (`preamble`), a gap notice when its resume point is older than history, its replay.
+pub fn first_frames(
+    preamble: Bytes,
+    request: &Subscribe,
+    replay: Replay,
+    stats: &WorkerStats,
+) -> Vec<Bytes> {
+    let mut first = Vec::with_capacity(2 + replay.frames.len());
+    first.push(preamble);
+    if let Some(oldest) = replay.gap {
         let sent = request.last_event_id.as_deref().unwrap_or_default();
-        let mut first = vec![self.preamble(request)];
-        let fetched = fetched.unwrap_or_default();
-        if !fetched.contiguous || crate::broadcast::sequencer::parse_id(sent).is_none() {
-            first.push(gap_frame(sent, fetched.oldest));
-            self.stats().replay_gaps.add(1);
-        }
-        let frames: Vec<Bytes> = fetched
-            .events
-            .into_iter()
-            .filter(|(id, _, _)| *id > pending.after && *id <= pending.upto)
-            .map(|(id, event, data)| {
-                Draft::new(event.as_deref().map(str::as_bytes), data.as_bytes()).finish(id)
-            })
-            .collect();
-        self.stats().replayed.add(frames.len() as u64);
-        first.extend(pack(frames));
-        let conn = &mut self.conns[key as usize];
-        // A held connection has never started a write, so no iovec points into its queue.
-        debug_assert!(!conn.has(super::flags::WRITING), "prepend behind a write");
-        conn.out.prepend(first);
-        conn.clear(super::flags::HELD);
-        self.mark_dirty_first(key);
-        self.kick.now();
+        first.push(gap_frame(sent, oldest));
+        stats.replay_gaps.add(1);
     }
+    stats.replayed.add(replay.frames.len() as u64);
+    first.extend(pack(replay.frames));
+    first
+}
 
-    fn preamble(&self, request: &Subscribe) -> Bytes {
-        request
-            .head
-            .clone()
-            .unwrap_or_else(|| self.shared.stream_preamble.clone())
+/// The same for a resume served from what the cluster's stream returned (or, if Redis
+/// could not be asked, with a gap notice): the events after the resume point up to where
+/// the live events collected meanwhile begin.
+pub fn fetched_frames(
+    preamble: Bytes,
+    request: &Subscribe,
+    pending: &RemoteResume,
+    fetched: Result<Fetched, String>,
+    stats: &WorkerStats,
+) -> Vec<Bytes> {
+    let sent = request.last_event_id.as_deref().unwrap_or_default();
+    let mut first = vec![preamble];
+    let fetched = fetched.unwrap_or_default();
+    if !fetched.contiguous || crate::broadcast::sequencer::parse_id(sent).is_none() {
+        first.push(gap_frame(sent, fetched.oldest));
+        stats.replay_gaps.add(1);
     }
+    let frames: Vec<Bytes> = fetched
+        .events
+        .into_iter()
+        .filter(|(id, _, _)| *id > pending.after && *id <= pending.upto)
+        .map(|(id, event, data)| {
+            Draft::new(event.as_deref().map(str::as_bytes), data.as_bytes()).finish(id)
+        })
+        .collect();
+    stats.replayed.add(frames.len() as u64);
+    first.extend(pack(frames));
+    first
 }
 
 /// Largest chunk a replay is packed into.

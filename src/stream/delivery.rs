@@ -1,19 +1,17 @@
-//! Step 3 of the worker loop, and the per-subscriber delivery policy: every event in the
-//! inbox goes to every local subscriber of its topics, as a reference-counted clone of
-//! the one shared frame, unless that subscriber already has it or is over its bound.
+//! The fan-out and the per-subscriber delivery policy: every event in the inbox goes to
+//! every local subscriber of its topics, as a reference-counted clone of the one shared
+//! frame, unless that subscriber already has it or is over its bound.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
-
 use slab::Slab;
 
 use crate::broadcast::hub::Hub;
-use std::sync::Arc;
-
-use crate::broadcast::inbox::{Batch, Event};
-use crate::conn::{flags, CloseReason, Conn, Phase};
-use crate::worker::{Dirty, Worker};
+use crate::broadcast::inbox::{Batch, Event, Inbox};
+use crate::conn::{flags, Conn, Phase};
+use crate::stream::{DirtyList, Writes};
 
 /// Frames one loop turn may queue in fan-out before the worker's other tasks (accepts,
 /// handshakes, publishers) run again; a turn always finishes the event it started.
@@ -24,22 +22,35 @@ use crate::worker::{Dirty, Worker};
 /// turn took every batch that had piled up during the last one, up to 225 ms.
 pub const FANOUT_BUDGET: usize = 8 << 10;
 
-/// Where the fan-out stopped when a turn's budget ran out: the batch being fanned out
-/// and the index of its next event. The next turn resumes there, before the inbox.
-pub type Resume = (Arc<Batch>, usize);
+/// A worker's fan-out between turns: where the last turn stopped, who was found over
+/// their bound, and when the batches fanned out were published.
+#[derive(Default)]
+pub struct Fanout {
+    /// The batch being fanned out and the index of its next event, when a turn's budget
+    /// ran out; the next turn resumes there, before the inbox.
+    resume: Option<(Arc<Batch>, usize)>,
+    /// Subscribers pushed over their queue bound, to be evicted as slow after the walk
+    /// (closing one mid-walk would reorder the list being walked).
+    evict: Vec<u32>,
+    /// When each batch finished this turn was published (for the latency metric).
+    published: Vec<Instant>,
+}
 
-impl Worker {
-    /// Step 3: moves published events from the inbox into subscriber queues, in id
-    /// order, until the turn's [`FANOUT_BUDGET`] of queued frames is spent; the rest
-    /// waits for the next turn (the inbox's backlog then holds publishers back, see
-    /// `Shared::publish_capacity`). Subscribers pushed over their queue bound are evicted
-    /// after the walk (closing one mid-walk would reorder the list being walked).
-    pub fn drain_inbox(&mut self) {
-        let inbox = self.shared.inboxes[self.index].clone();
+impl Fanout {
+    /// Moves published events from `inbox` into subscriber queues, in id order, until
+    /// the turn's [`FANOUT_BUDGET`] of queued frames is spent; the rest waits for the next
+    /// turn (the inbox's backlog then holds publishers back, see
+    /// `Shared::publish_capacity`). Returns the number of frames queued.
+    pub fn run(
+        &mut self,
+        inbox: &Inbox,
+        hub: &Hub,
+        conns: &mut Slab<Conn>,
+        writes: &mut Writes,
+        max_queued: usize,
+    ) -> u64 {
         inbox.begin_drain();
-        let max_queued = self.shared.config.max_queued_frames;
         let (mut queued, mut budget) = (0u64, FANOUT_BUDGET);
-        let mut evict = std::mem::take(&mut self.evict);
         while budget > 0 {
             let (batch, from) = match self.resume.take() {
                 Some(resume) => resume,
@@ -50,7 +61,7 @@ impl Worker {
             };
             if from == 0 {
                 if let Some((topic, frame)) = &batch.notice {
-                    self.notify(topic.as_deref(), frame);
+                    notify(hub, conns, writes, topic.as_deref(), frame);
                 }
             }
             for (i, event) in batch.events.iter().enumerate().skip(from) {
@@ -58,34 +69,54 @@ impl Worker {
                     self.resume = Some((batch.clone(), i));
                     break;
                 }
-                let fanned = fan_out(
-                    &self.hub,
-                    &mut self.conns,
-                    &mut self.dirty,
-                    self.turn_ms,
-                    &mut evict,
-                    event,
-                    max_queued,
-                );
+                let dirty = writes.dirty();
+                let fanned = fan_out(hub, conns, dirty, &mut self.evict, event, max_queued);
                 // Frames queued stand for the visits: a subscriber that already had the
                 // event costs only a comparison.
                 budget = budget.saturating_sub((fanned as usize).max(1));
                 queued += fanned;
             }
             if self.resume.is_none() {
-                self.turn_batches.push(batch.published_at);
+                self.published.push(batch.published_at);
             }
         }
-        self.stats().frames.add(queued);
-        for key in evict.drain(..) {
-            self.close(key, CloseReason::Slow);
-        }
-        self.evict = evict;
+        queued
     }
 
     /// Whether published events wait for a later turn.
-    pub fn fanout_pending(&self) -> bool {
-        self.resume.is_some() || !self.shared.inboxes[self.index].is_empty()
+    pub fn pending(&self, inbox: &Inbox) -> bool {
+        self.resume.is_some() || !inbox.is_empty()
+    }
+
+    /// The subscribers found over their bound since the last call.
+    pub fn evicted(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.evict)
+    }
+
+    /// When the batches fanned out since the last call were published.
+    pub fn published(&mut self) -> std::vec::Drain<'_, Instant> {
+        self.published.drain(..)
+    }
+}
+
+/// Queues an id-less frame to the subscribers of `topic`, or to every subscriber.
+fn notify(
+    hub: &Hub,
+    conns: &mut Slab<Conn>,
+    writes: &mut Writes,
+    topic: Option<&str>,
+    frame: &Bytes,
+) {
+    let keys: Vec<u32> = match topic {
+        Some(topic) => hub.subscribers(topic).iter().map(|s| s.conn).collect(),
+        None => conns
+            .iter()
+            .filter(|(_, c)| c.phase() == Phase::Stream)
+            .map(|(k, _)| k as u32)
+            .collect(),
+    };
+    for key in keys {
+        writes.push(&mut conns[key as usize], key, frame.clone());
     }
 }
 
@@ -96,8 +127,7 @@ impl Worker {
 pub fn fan_out(
     hub: &Hub,
     conns: &mut Slab<Conn>,
-    dirty: &mut VecDeque<Dirty>,
-    now_ms: u32,
+    dirty: &mut DirtyList,
     evict: &mut Vec<u32>,
     event: &Event,
     max_queued: usize,
@@ -109,13 +139,7 @@ pub fn fan_out(
             match queue(conn, event.id, &event.frame, max_queued) {
                 Queued::Yes => {
                     queued += 1;
-                    if !conn.has(flags::DIRTY) {
-                        conn.set(flags::DIRTY);
-                        dirty.push_back(Dirty {
-                            key: sub.conn,
-                            since: now_ms,
-                        });
-                    }
+                    dirty.mark(conn, sub.conn);
                 }
                 Queued::Over => evict.push(sub.conn),
                 Queued::No => {}
@@ -123,24 +147,6 @@ pub fn fan_out(
         }
     }
     queued
-}
-
-impl Worker {
-    /// Queues an id-less frame to this worker's subscribers of `topic`, or to all.
-    fn notify(&mut self, topic: Option<&str>, frame: &Bytes) {
-        let keys: Vec<u32> = match topic {
-            Some(topic) => self.hub.subscribers(topic).iter().map(|s| s.conn).collect(),
-            None => self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.phase() == Phase::Stream)
-                .map(|(k, _)| k as u32)
-                .collect(),
-        };
-        for key in keys {
-            self.push_control(key, frame.clone());
-        }
-    }
 }
 
 enum Queued {
@@ -202,14 +208,14 @@ mod tests {
 
     /// Publishes events `ids` to every subscriber; returns who was found over its bound.
     fn publish(hub: &Hub, conns: &mut Slab<Conn>, ids: std::ops::RangeInclusive<u64>) -> Vec<u32> {
-        let (mut dirty, mut evict) = (VecDeque::new(), Vec::new());
+        let (mut dirty, mut evict) = (DirtyList::default(), Vec::new());
         for id in ids {
             let event = Event {
                 id,
                 topics: smallvec![Arc::from("t")],
                 frame: Bytes::from_static(b"data: x\n\n"),
             };
-            fan_out(hub, conns, &mut dirty, 0, &mut evict, &event, BOUND);
+            fan_out(hub, conns, &mut dirty, &mut evict, &event, BOUND);
         }
         evict
     }
@@ -239,14 +245,15 @@ mod tests {
     #[test]
     fn dirty_connections_are_listed_once_with_the_time_they_began_to_wait() {
         let (hub, mut conns) = setup(3);
-        let (mut dirty, mut evict) = (VecDeque::new(), Vec::new());
+        let (mut dirty, mut evict) = (DirtyList::default(), Vec::new());
         for (id, now) in [(1, 10), (2, 20)] {
+            dirty.begin_turn(now);
             let event = Event {
                 id,
                 topics: smallvec![Arc::from("t")],
                 frame: Bytes::from_static(b"data: x\n\n"),
             };
-            fan_out(&hub, &mut conns, &mut dirty, now, &mut evict, &event, BOUND);
+            fan_out(&hub, &mut conns, &mut dirty, &mut evict, &event, BOUND);
         }
         let listed: Vec<(u32, u32)> = dirty.iter().map(|d| (d.key, d.since)).collect();
         assert_eq!(listed, [(0, 10), (1, 10), (2, 10)]);

@@ -1,9 +1,16 @@
 //! The subscriber data plane: queue frames per connection, write them coalesced, learn
-//! of peers closing, and free connections once the kernel is done with them.
+//! of peers closing, and say when the kernel is done with a connection.
 //!
 //! A delivery only pushes a shared frame onto the connection's [`out::Out`] and marks the
-//! connection dirty; [`Worker::flush`] then starts one write per dirty connection that
-//! has none in flight, carrying everything queued, and submits them all at once.
+//! connection dirty ([`DirtyList`]); [`Writes::flush`] then starts one write per dirty
+//! connection that has none in flight, carrying everything queued, and submits them all
+//! at once. [`Writes::settle`] turns each completion into the connection's next state,
+//! and tells the worker when a connection is to be closed or freed: closing is the
+//! worker's, since it touches the hub and the timers too.
+//!
+//! - [`plane`]: the kernel interface, on `ring` (a private io_uring) or `epoll`.
+//! - [`out`]: one connection's queue of frames.
+//! - [`delivery`]: the fan-out into those queues and the per-subscriber bound.
 
 pub mod delivery;
 pub mod epoll;
@@ -11,14 +18,16 @@ pub mod out;
 pub mod plane;
 pub mod ring;
 
-use std::os::fd::RawFd;
+use std::collections::VecDeque;
 
 use bytes::Bytes;
+use rustc_hash::FxHashMap;
+use slab::Slab;
 
-use crate::conn::{flags, CloseReason, Phase};
-use crate::stream::plane::{Op, Token};
+use crate::conn::{flags, CloseReason, Conn, Phase};
+use crate::metrics::WorkerStats;
+use crate::stream::plane::{Completion, Op, Plane, Token};
 use crate::sys::{self, Readable};
-use crate::worker::{Dirty, Worker};
 
 /// Bytes a streaming subscriber may send us (it should send nothing) before it is closed.
 const MAX_DISCARD: usize = 64 << 10;
@@ -32,249 +41,291 @@ pub const REAP_BUDGET: usize = 1024;
 /// after 9,500 subscribers of one worker hung up together took 40 ms of CPU and 110 ms
 /// of wall time, and new connections waited that long. Steady fan-out never reaches it.
 pub const REAP_TIME: std::time::Duration = std::time::Duration::from_millis(1);
-const REAP_CHECK: usize = 16;
+pub const REAP_CHECK: usize = 16;
 
-impl Worker {
-    /// Turns the request-phase connection `key` into a subscriber of `topics`, queueing
-    /// `first` (head, `retry:`, gap notice, replay) ahead of every live event after `upto`.
-    pub fn start_stream(
-        &mut self,
-        key: u32,
-        topics: &[&str],
-        upto: u64,
-        first: impl IntoIterator<Item = Bytes>,
-        token_ends_in: Option<std::time::Duration>,
-    ) {
-        let now = self.clock.now() as u32;
-        let fd = self.conns[key as usize].fd;
-        if let Some(bytes) = self.shared.config.sndbuf {
-            sys::set_sndbuf(fd, bytes);
+/// A connection waiting for the loop to start its write, and since when (the turn's
+/// millisecond stamp): how long the oldest waits is how far the worker runs behind.
+#[derive(Clone, Copy, Debug)]
+pub struct Dirty {
+    pub key: u32,
+    pub since: u32,
+}
+
+/// Connections with frames queued since the last flush, oldest first; each is listed
+/// once (its `DIRTY` flag), with the turn it began to wait in.
+#[derive(Default)]
+pub struct DirtyList {
+    queue: VecDeque<Dirty>,
+    now_ms: u32,
+}
+
+impl DirtyList {
+    pub fn with_capacity(n: usize) -> DirtyList {
+        DirtyList {
+            queue: VecDeque::with_capacity(n),
+            now_ms: 0,
         }
-        sys::set_nodelay(fd);
-        for (i, topic) in topics.iter().enumerate() {
-            let link = self.hub.subscribe(topic, key, i as u32);
-            self.conns[key as usize].links.push(link);
+    }
+
+    /// The current turn's stamp, given to connections listed from now on.
+    pub fn begin_turn(&mut self, now_ms: u32) {
+        self.now_ms = now_ms;
+    }
+
+    /// Lists `conn` (key `key`) behind every connection already waiting.
+    pub fn mark(&mut self, conn: &mut Conn, key: u32) {
+        self.list(conn, key, false);
+    }
+
+    /// Lists `conn` ahead of every connection waiting: a client waiting for its response
+    /// head must not wait for a whole fan-out pass (150-300 ms for 1 KiB to 19,000
+    /// subscribers here) to go by.
+    pub fn mark_first(&mut self, conn: &mut Conn, key: u32) {
+        self.list(conn, key, true);
+    }
+
+    fn list(&mut self, conn: &mut Conn, key: u32, first: bool) {
+        if conn.has(flags::DIRTY) {
+            return;
         }
-        let lifetime = self.lifetime_ticks();
-        let expiry = token_ends_in.map(|d| {
-            u32::try_from(self.clock.ticks(d))
-                .unwrap_or(u32::MAX)
-                .max(1)
-        });
-        let conn = &mut self.conns[key as usize];
-        conn.enter(Phase::Stream);
-        conn.last_id = upto;
-        conn.last_write = now;
-        // The stream ends at the earlier of its lifetime and its token's expiry.
-        let end = match (lifetime, expiry) {
-            (Some(l), Some(t)) if t < l => Some((t, CloseReason::Auth)),
-            (Some(l), _) => Some((l, CloseReason::Lifetime)),
-            (None, Some(t)) => Some((t, CloseReason::Auth)),
-            (None, None) => None,
+        conn.set(flags::DIRTY);
+        let entry = Dirty {
+            key,
+            since: self.now_ms,
         };
-        if let Some((ticks, reason)) = end {
-            conn.expires = now.wrapping_add(ticks).max(1);
-            conn.ending = Some(reason);
+        match first {
+            true => self.queue.push_front(entry),
+            false => self.queue.push_back(entry),
         }
-        for frame in first {
-            conn.out.push(frame);
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Dirty> {
+        self.queue.iter()
+    }
+
+    fn pop(&mut self) -> Option<Dirty> {
+        self.queue.pop_front()
+    }
+}
+
+/// What one flush did, for the worker's counters.
+pub struct Flushed {
+    /// Writes started.
+    pub started: u64,
+    /// How long the oldest connection written had waited, in ms (0 when none is left
+    /// waiting: the next event is then written at once).
+    pub lag_ms: u32,
+    /// Whether most subscribers with frames waiting hold more than half their bound;
+    /// `None` when this flush saw none and some are still waiting (no new sample).
+    pub saturated: Option<bool>,
+}
+
+/// What a completion leaves for the worker to do with its connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Settled {
+    Nothing,
+    /// The connection is closing: free it if the kernel holds nothing more of it.
+    Finalize,
+    /// Close it, for this reason.
+    Close(CloseReason),
+}
+
+/// A worker's subscriber writes: the kernel interface, the connections waiting for a
+/// write, how many writes are in flight, the completions not yet acted on, and what
+/// talkative subscribers have sent.
+pub struct Writes {
+    plane: Plane,
+    dirty: DirtyList,
+    writing: usize,
+    /// Collected past a turn's reap budget, oldest first; the buffer is reused.
+    completions: Vec<Completion>,
+    /// Bytes each subscriber that sent anything has sent (it should send nothing).
+    chatter: FxHashMap<u32, usize>,
+}
+
+impl Writes {
+    pub fn new(plane: Plane) -> Writes {
+        Writes {
+            plane,
+            dirty: DirtyList::default(),
+            writing: 0,
+            completions: Vec::new(),
+            chatter: FxHashMap::default(),
         }
-        let token = Token { key, gen: conn.gen };
+    }
+
+    pub fn dirty(&mut self) -> &mut DirtyList {
+        &mut self.dirty
+    }
+
+    /// Queues a frame that carries no event id (a heartbeat, a notice) and lists `conn`.
+    pub fn push(&mut self, conn: &mut Conn, key: u32, frame: Bytes) {
+        conn.out.push(frame);
+        self.dirty.mark(conn, key);
+    }
+
+    /// Arms the peer-close watch of a subscriber.
+    pub fn watch(&mut self, conn: &mut Conn, key: u32) {
         if self.plane.completes_later() {
             conn.set(flags::WATCHING);
         }
-        self.plane.watch(token, fd);
-        self.mark_dirty_first(key);
-        self.stats().subscribers.add(1);
-        self.stats().subscriptions.add(topics.len() as u64);
-        self.stats().topics.set(self.hub.topics() as u64);
-        self.schedule(key);
-        self.kick.now();
+        self.plane.watch(Token { key, gen: conn.gen }, conn.fd);
     }
 
-    /// A stream's maximum lifetime in ticks, jittered by up to a tenth so that streams
-    /// opened together do not all end (and reconnect) together.
-    fn lifetime_ticks(&mut self) -> Option<u32> {
-        let lifetime = self.clock.ticks(self.shared.config.max_lifetime?);
-        let jitter = self.random() % (lifetime / 10).max(1);
-        Some(u32::try_from(lifetime - jitter).unwrap_or(u32::MAX).max(1))
-    }
-
-    /// Queues a frame that carries no event id (heartbeats, a final `retry:`).
-    pub fn push_control(&mut self, key: u32, frame: Bytes) {
-        self.conns[key as usize].out.push(frame);
-        self.mark_dirty(key);
-    }
-
-    pub(crate) fn mark_dirty(&mut self, key: u32) {
-        self.list_dirty(key, false);
-    }
-
-    /// Puts a new stream's first write ahead of every connection waiting: a client
-    /// waiting for its response head must not wait for a whole fan-out pass (150-300 ms
-    /// for 1 KiB to 19,000 subscribers here) to go by.
-    pub(crate) fn mark_dirty_first(&mut self, key: u32) {
-        self.list_dirty(key, true);
-    }
-
-    fn list_dirty(&mut self, key: u32, first: bool) {
-        let conn = &mut self.conns[key as usize];
-        if !conn.has(flags::DIRTY) {
-            conn.set(flags::DIRTY);
-            let entry = Dirty {
-                key,
-                since: self.turn_ms,
-            };
-            match first {
-                true => self.dirty.push_front(entry),
-                false => self.dirty.push_back(entry),
-            }
-        }
-    }
-
-    /// Starts a write for up to `flush_batch` dirty connections that have none in
-    /// flight, oldest first, and submits them with one system call. If more remain, the
-    /// loop takes another turn after letting the worker's other tasks run: publishes that
-    /// arrive meanwhile are queued behind the frames of connections not yet written, and
-    /// leave with them in one write.
-    pub fn flush(&mut self) {
-        // Completions of writes made here (all of them, on the epoll plane) can make
-        // connections dirty again; they are handled by the next turn's reap.
-        let deep_queue = self.shared.config.max_queued_frames / 2;
+    /// Starts a write for up to `batch` dirty connections that have none in flight,
+    /// oldest first, and submits them with one system call. `now` is the tick a write
+    /// starts at; queues past `deep_queue` frames count towards saturation.
+    pub fn flush(
+        &mut self,
+        conns: &mut Slab<Conn>,
+        batch: usize,
+        deep_queue: usize,
+        now: u32,
+    ) -> Flushed {
         // Every subscriber with frames waiting is sampled, written to now or still
         // waiting for the kernel to take its last write.
-        let (mut lag, mut sampled, mut deep) = (0, 0, 0);
-        for _ in 0..self.shared.config.flush_batch {
-            let Some(Dirty { key, since }) = self.dirty.pop_front() else {
+        let (mut lag, mut sampled, mut deep, mut started) = (0, 0, 0, 0);
+        for _ in 0..batch {
+            let Some(Dirty { key, since }) = self.dirty.pop() else {
                 break;
             };
-            lag = lag.max(self.turn_ms.wrapping_sub(since));
-            if let Some(conn) = self.conns.get_mut(key as usize) {
-                conn.clear(flags::DIRTY);
-                let frames = conn.out.len();
-                if frames > 0 && conn.phase() == Phase::Stream {
-                    sampled += 1;
-                    deep += usize::from(frames > deep_queue);
-                }
-                if !conn.has(flags::WRITING) && !conn.has(flags::BLOCKED) && !conn.has(flags::HELD)
-                {
-                    self.start_write(key);
-                }
+            lag = lag.max(self.dirty.now_ms.wrapping_sub(since));
+            let Some(conn) = conns.get_mut(key as usize) else {
+                continue;
+            };
+            conn.clear(flags::DIRTY);
+            let frames = conn.out.len();
+            if frames > 0 && conn.phase() == Phase::Stream {
+                sampled += 1;
+                deep += usize::from(frames > deep_queue);
+            }
+            let busy = flags::WRITING | flags::BLOCKED | flags::HELD;
+            if conn.flags & busy == 0 && self.start_write(conn, key, now) {
+                started += 1;
             }
         }
+        // Completions of writes made here (all of them, on the epoll plane) can make
+        // connections dirty again; they are acted on by the next turn's reap.
         self.plane.submit();
-        // The longest wait among this turn's writes is the worker's lag, unless nobody is
-        // left waiting: then the next event is written at once.
-        let lag = if self.dirty.is_empty() { 0 } else { lag };
-        self.stats().lag.set(u64::from(lag));
-        if sampled > 0 {
-            self.stats().saturated.set(u64::from(deep * 2 > sampled));
-        } else if self.dirty.is_empty() && self.writing == 0 {
-            self.stats().saturated.set(0);
+        let saturated = match sampled {
+            0 if self.is_idle() => Some(false),
+            0 => None,
+            _ => Some(deep * 2 > sampled),
+        };
+        Flushed {
+            started,
+            lag_ms: if self.dirty.is_empty() { 0 } else { lag },
+            saturated,
         }
-        self.observe_latency();
     }
 
-    fn start_write(&mut self, key: u32) {
-        let now = self.clock.now() as u32;
-        let conn = &mut self.conns[key as usize];
+    fn start_write(&mut self, conn: &mut Conn, key: u32, now: u32) -> bool {
         if conn.out.is_empty() || matches!(conn.phase(), Phase::Closing | Phase::Request) {
-            return;
+            return false;
         }
-        let token = Token { key, gen: conn.gen };
-        self.plane.write(token, conn.fd, &mut conn.out);
+        self.plane
+            .write(Token { key, gen: conn.gen }, conn.fd, &mut conn.out);
         conn.set(flags::WRITING);
         self.writing += 1;
         conn.last_write = now;
         if conn.stalled_since == 0 {
             conn.stalled_since = now.max(1);
         }
-        self.stats().writes.add(1);
+        true
     }
 
-    /// Collects the data plane's completions and acts on them, oldest first, for up to
-    /// [`REAP_TIME`]; the rest wait for the next turn.
-    pub fn reap(&mut self) {
+    /// The completions to act on this turn, oldest first: those left from the last turn,
+    /// and what the kernel finished since, up to [`REAP_BUDGET`]. Give the buffer back
+    /// with [`Writes::keep`].
+    pub fn collect(&mut self) -> Vec<Completion> {
         let mut done = std::mem::take(&mut self.completions);
         if done.len() < REAP_BUDGET {
             self.plane.complete(&mut done);
         }
-        let start = std::time::Instant::now();
-        let mut acted = 0;
-        for c in done.iter() {
-            if acted % REAP_CHECK == REAP_CHECK - 1 && start.elapsed() >= REAP_TIME {
-                break;
-            }
-            acted += 1;
-            let Some(conn) = self.conns.get(c.token.key as usize) else {
-                continue;
-            };
-            if conn.gen != c.token.gen {
-                continue;
-            }
-            match c.op {
-                Op::Write => self.on_write(c.token.key, c.res),
-                Op::Watch => self.on_watch(c.token.key, c.res),
-                Op::Writable => self.on_writable(c.token.key),
-            }
-        }
+        done
+    }
+
+    /// Takes back the buffer from [`Writes::collect`], keeping what was not acted on.
+    pub fn keep(&mut self, mut done: Vec<Completion>, acted: usize) {
         done.drain(..acted);
         self.completions = done;
     }
 
-    fn on_write(&mut self, key: u32, res: i32) {
-        let now = self.clock.now() as u32;
-        let conn = &mut self.conns[key as usize];
+    /// Applies one completion to its connection, `conn`, at tick `now`.
+    pub fn settle(
+        &mut self,
+        conn: &mut Conn,
+        c: &Completion,
+        now: u32,
+        stats: &WorkerStats,
+    ) -> Settled {
+        let key = c.token.key;
+        match c.op {
+            Op::Write => self.on_write(conn, key, c.res, now, stats),
+            Op::Watch => self.on_watch(conn, key, c.res),
+            Op::Writable => {
+                if conn.has(flags::BLOCKED) {
+                    conn.clear(flags::BLOCKED);
+                    self.dirty.mark(conn, key);
+                }
+                Settled::Nothing
+            }
+        }
+    }
+
+    fn on_write(
+        &mut self,
+        conn: &mut Conn,
+        key: u32,
+        res: i32,
+        now: u32,
+        stats: &WorkerStats,
+    ) -> Settled {
         conn.clear(flags::WRITING);
         self.writing -= 1;
         if conn.phase() == Phase::Closing {
-            self.finalize_if_done(key);
-            return;
+            return Settled::Finalize;
         }
         if res == -libc::EAGAIN {
             conn.set(flags::BLOCKED);
-            return;
+            return Settled::Nothing;
         }
         if res < 0 {
-            self.close(key, CloseReason::from_errno(-res));
-            return;
+            return Settled::Close(CloseReason::from_errno(-res));
         }
+        stats.bytes.add(res as u64);
         conn.out.consume(res as usize);
-        if conn.out.is_empty() {
-            conn.stalled_since = 0;
-            if conn.phase() == Phase::Draining {
-                let reason = conn.ending.unwrap_or(CloseReason::Shutdown);
-                self.close(key, reason);
-            }
-        } else {
+        if !conn.out.is_empty() {
             conn.stalled_since = now.max(1);
-            self.mark_dirty(key);
+            self.dirty.mark(conn, key);
+            return Settled::Nothing;
         }
-        self.stats().bytes.add(res as u64);
-    }
-
-    fn on_writable(&mut self, key: u32) {
-        let conn = &mut self.conns[key as usize];
-        if conn.has(flags::BLOCKED) {
-            conn.clear(flags::BLOCKED);
-            self.mark_dirty(key);
+        conn.stalled_since = 0;
+        match conn.phase() {
+            Phase::Draining => Settled::Close(conn.ending.unwrap_or(CloseReason::Shutdown)),
+            _ => Settled::Nothing,
         }
     }
 
-    fn on_watch(&mut self, key: u32, res: i32) {
-        let conn = &mut self.conns[key as usize];
+    fn on_watch(&mut self, conn: &mut Conn, key: u32, res: i32) -> Settled {
         conn.clear(flags::WATCHING);
         if conn.phase() == Phase::Closing {
-            self.finalize_if_done(key);
-            return;
+            return Settled::Finalize;
         }
         let hangup = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as i32;
         if res < 0 || res & hangup != 0 {
-            self.close(key, CloseReason::Peer);
-            return;
+            return Settled::Close(CloseReason::Peer);
         }
         let sent = match sys::drain_readable(conn.fd) {
-            Readable::Closed => return self.close(key, CloseReason::Peer),
+            Readable::Closed => return Settled::Close(CloseReason::Peer),
             Readable::Discarded(n) => n,
         };
         // A subscriber has nothing to say; what it sends anyway is counted across
@@ -282,101 +333,41 @@ impl Worker {
         let total = self.chatter.entry(key).or_default();
         *total += sent;
         if *total > MAX_DISCARD {
-            return self.close(key, CloseReason::Rejected);
+            return Settled::Close(CloseReason::Rejected);
         }
-        let conn = &mut self.conns[key as usize];
-        let token = Token { key, gen: conn.gen };
-        if self.plane.completes_later() {
-            conn.set(flags::WATCHING);
-        }
-        self.plane.watch(token, conn.fd);
+        self.watch(conn, key);
+        Settled::Nothing
     }
 
-    /// Ends a subscriber now: leaves the hub and the wheel, counts the reason, and frees
-    /// the entry as soon as the kernel holds nothing of it. Readers evicted as slow, and
-    /// errors, are reset so their unsent data does not linger in kernel memory.
-    pub fn close(&mut self, key: u32, reason: CloseReason) {
-        let conn = &mut self.conns[key as usize];
-        if conn.phase() == Phase::Closing {
-            return;
-        }
-        let was_stream = conn.phase() != Phase::Request;
-        if conn.has(flags::STATS) {
-            crate::page::stats::unwatch();
-        }
-        // Its frames stay until the entry is released: a write in flight reads them.
-        conn.enter(Phase::Closing);
-        let links = std::mem::take(&mut conn.links);
-        let fd = conn.fd;
-        if matches!(reason, CloseReason::Slow | CloseReason::Error) {
-            sys::set_abortive_close(fd);
-        }
-        // Wakes the pending watch and fails a pending send, so both complete promptly.
-        sys::shutdown(fd, sys::Shut::Both);
-        if self.shared.sequencer.is_clustered() && was_stream {
-            let names: Vec<&str> = links.iter().map(|l| self.hub.topic_name(l.topic)).collect();
-            self.shared.sequencer.unwatch(names.into_iter());
-        }
-        for link in &links {
-            if let Some(moved) = self.hub.unsubscribe(*link) {
-                self.conns[moved.conn as usize].links[moved.link as usize].pos = moved.pos;
-            }
-        }
-        self.wheel.cancel(key);
-        let stats = self.stats();
-        stats.closes[reason.index()].add(1);
-        if was_stream {
-            stats.subscribers.sub(1);
-            stats.subscriptions.sub(links.len() as u64);
-            stats.topics.set(self.hub.topics() as u64);
-        }
-        self.finalize_if_done(key);
+    /// Whether the kernel may still read `conn`'s frames or report on its token (on the
+    /// epoll plane every operation is over when its call returns).
+    pub fn holds(&self, conn: &Conn) -> bool {
+        self.plane.completes_later() && conn.in_kernel()
     }
 
-    /// Frees the entry of a closing connection once no kernel operation refers to it.
-    fn finalize_if_done(&mut self, key: u32) {
-        let conn = &self.conns[key as usize];
-        if conn.phase() != Phase::Closing || self.kernel_holds(key) {
-            return;
-        }
-        let fd = conn.fd;
+    /// Stops watching a descriptor about to be closed.
+    pub fn forget(&mut self, fd: std::os::fd::RawFd) {
         self.plane.forget(fd);
-        sys::close(fd);
-        self.release(key);
     }
 
-    /// Removes a connection's entry (its descriptor already closed or handed off).
+    /// Drops what was kept about a connection whose entry is freed.
     pub fn release(&mut self, key: u32) {
-        if self.kernel_holds(key) {
-            // Never reached (callers wait for the kernel), and must stay so: the kernel
-            // may still read this entry's frames. Keeping the entry is the safe failure.
-            debug_assert!(
-                false,
-                "released connection {key} with an operation in flight"
-            );
-            log::error!(key = key; "connection released while the kernel holds it; kept");
-            return;
-        }
-        self.conns.remove(key as usize);
         self.chatter.remove(&key);
-        self.wheel.cancel(key);
-        self.shared
-            .open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.stats().connections.sub(1);
     }
 
-    /// Whether the kernel may still read this entry's frames or report on its token (on
-    /// the epoll plane every operation is over when its call returns).
-    fn kernel_holds(&self, key: u32) -> bool {
-        self.plane.completes_later() && self.conns[key as usize].in_kernel()
+    /// Whether writes or completions wait for a turn.
+    pub fn has_work(&self) -> bool {
+        !self.dirty.is_empty() || !self.completions.is_empty() || self.plane.has_collected()
     }
 
-    /// Registers a newly accepted connection; returns its key.
-    pub fn admit(&mut self, fd: RawFd) -> u32 {
-        self.next_gen = Token::next_gen(self.next_gen);
-        let key = self.conns.insert(crate::conn::Conn::new(fd, self.next_gen)) as u32;
-        self.stats().connections.add(1);
-        key
+    /// Nothing waits to be written and nothing is in flight.
+    pub fn is_idle(&self) -> bool {
+        self.dirty.is_empty() && self.writing == 0
+    }
+
+    /// Makes the plane's descriptor readable, so the loop's park ends at monoio's next
+    /// I/O pass (see `Plane::nudge`).
+    pub fn nudge(&mut self) -> bool {
+        self.plane.nudge()
     }
 }

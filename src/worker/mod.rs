@@ -1,15 +1,26 @@
 //! One worker thread's event loop: every turn runs the same steps in the same order.
 //!
-//! A worker owns a monoio runtime, a listener, a slab of connections, a topic hub, a
-//! timer wheel and a private io_uring for subscriber writes. Nothing in it is shared with
-//! other workers except its inbox and its counters.
+//! A worker owns a monoio runtime, a listener, a slab of connections, a topic hub, its
+//! timers and a private io_uring for subscriber writes. Nothing in it is shared with
+//! other workers except its inbox and its counters. Each stage keeps its own state in
+//! its own module, and the worker holds one of each:
+//!
+//! - `stream::Writes`: the data plane (kernel interface, dirty list, writes in flight,
+//!   completions); `stream::delivery::Fanout`: the fan-out between turns;
+//! - `timer::Timers`: the wheel and its clock; `conn::lifecycle`: what a timer means;
+//! - here: the loop ([`run`]) and its wake sources ([`events`]); the steps of a turn
+//!   (`turn`); a connection's way from admission to release (`lifecycle`, `subscribe`);
+//!   the shutdown drain (`drain`); and [`Port`], the one handle a connection task has.
 
-pub mod clock;
+mod drain;
 pub mod events;
+mod lifecycle;
 pub mod port;
+mod subscribe;
+mod turn;
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,12 +28,14 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::broadcast::hub::Hub;
+use crate::conn::lifecycle::Limits;
 use crate::conn::Conn;
 use crate::metrics::WorkerStats;
 use crate::shared::Shared;
-use crate::stream::plane::{Completion, Plane};
-use crate::timer::wheel::Wheel;
-pub use clock::Clock;
+use crate::stream::delivery::Fanout;
+use crate::stream::plane::Plane;
+use crate::stream::Writes;
+use crate::timer::Timers;
 pub use events::{Events, Kick};
 pub use port::Port;
 
@@ -33,60 +46,80 @@ const DRAIN_STEP: Duration = Duration::from_millis(20);
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 pub struct Worker {
-    pub index: usize,
-    pub shared: Arc<Shared>,
-    pub conns: Slab<Conn>,
-    pub hub: Hub,
-    pub wheel: Wheel,
-    pub plane: Plane,
-    pub clock: Clock,
-    /// Connections with frames queued since the last flush, oldest first.
-    pub dirty: VecDeque<Dirty>,
-    /// When the current turn started ([`Clock::millis`]).
-    pub turn_ms: u32,
-    /// Writes in flight.
-    pub writing: usize,
-    /// Bytes each subscriber that sent anything has sent (it should send nothing).
-    pub chatter: rustc_hash::FxHashMap<u32, usize>,
-    /// Where the last turn's fan-out stopped, when its budget ran out.
-    pub resume: Option<crate::stream::delivery::Resume>,
-    /// Subscribers found over their queue bound during a fan-out.
-    pub evict: Vec<u32>,
-    /// When each batch fanned out this turn was published (for the latency metric).
-    pub turn_batches: Vec<Instant>,
-    /// Completions collected and not yet acted on (past the turn's reap budget),
-    /// oldest first; the buffer is reused every turn.
-    pub completions: Vec<Completion>,
-    /// Generation for the next connection (see `Token`).
-    pub next_gen: u32,
+    index: usize,
+    shared: Arc<Shared>,
+    conns: Slab<Conn>,
+    /// Generation for the next connection (see `stream::plane::Token`).
+    next_gen: u32,
+    hub: Hub,
+    writes: Writes,
+    fanout: Fanout,
+    timers: Timers,
+    limits: Limits,
     /// Set once this worker has begun its shutdown drain.
-    pub drain: Option<crate::conn::lifecycle::Drain>,
+    drain: Option<drain::Drain>,
     /// State of the jitter generator.
-    pub rng: u64,
+    rng: u64,
     /// Asks this worker's loop for a turn, from its connection tasks.
-    pub kick: Rc<Kick>,
+    kick: Rc<Kick>,
     /// When housekeeping last ran, and whether any turn ran since.
-    pub housekept: Instant,
-    pub busy: bool,
+    housekept: Instant,
+    busy: bool,
     /// The listener's descriptor, shut down to stop accepting when draining.
-    pub listener_fd: std::os::fd::RawFd,
-}
-
-/// A connection waiting for the loop to start its write, and since when (the turn's
-/// [`Worker::turn_ms`]): how long the oldest waits is how far the worker runs behind.
-#[derive(Clone, Copy, Debug)]
-pub struct Dirty {
-    pub key: u32,
-    pub since: u32,
+    listener_fd: RawFd,
 }
 
 impl Worker {
+    /// Worker `index`, writing through `plane`, accepting on `listener_fd`, asked for
+    /// turns through `kick` (from its [`Events`]).
+    pub fn new(
+        index: usize,
+        shared: Arc<Shared>,
+        plane: Plane,
+        listener_fd: RawFd,
+        kick: Rc<Kick>,
+    ) -> Worker {
+        let timers = Timers::new(shared.config.tick);
+        let cfg = &shared.config;
+        let limits = Limits {
+            heartbeat: timers.ticks(cfg.heartbeat),
+            write_timeout: timers.ticks(cfg.write_timeout),
+            drain_write: timers.ticks(cfg.write_timeout.min(cfg.drain)),
+        };
+        Worker {
+            index,
+            conns: Slab::new(),
+            next_gen: 0,
+            hub: Hub::default(),
+            writes: Writes::new(plane),
+            fanout: Fanout::default(),
+            timers,
+            limits,
+            drain: None,
+            rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1),
+            kick,
+            housekept: Instant::now(),
+            busy: false,
+            listener_fd,
+            shared,
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     pub fn stats(&self) -> &WorkerStats {
         &self.shared.stats[self.index]
     }
 
-    /// Runs at most once per [`HOUSEKEEPING`] period, and only after a busy turn: expires
-    /// history by age and publishes the `sys:stats` snapshot (worker 0).
+    /// Step 1½: the turn's timestamp, against which queue waits are measured.
+    fn begin_turn(&mut self) {
+        self.writes.dirty().begin_turn(self.timers.millis());
+    }
+
+    /// Step 6: runs at most once per [`HOUSEKEEPING`] period, and only after a busy
+    /// turn: expires history by age and publishes the `sys:stats` snapshot (worker 0).
     fn housekeeping(&mut self) {
         self.busy = true;
         if self.housekept.elapsed() < HOUSEKEEPING {
@@ -94,32 +127,23 @@ impl Worker {
         }
         if self.index == 0 {
             self.shared.sequencer.expire();
-            crate::page::stats::publish(&self.shared, self.clock.instant(0));
+            crate::page::stats::publish(&self.shared, self.timers.instant(0));
         }
         self.housekept = Instant::now();
         self.busy = false;
-    }
-
-    /// Step 1½: the turn's timestamp, against which queue waits are measured.
-    fn begin_turn(&mut self) {
-        self.turn_ms = self.clock.millis();
     }
 
     /// Step 7: whether writes, completions or events are left for the next turn
     /// (events published during this one among them), or a connection task asked for a
     /// turn meanwhile (`kicked`).
     fn work_left(&self, kicked: bool) -> bool {
-        kicked
-            || !self.dirty.is_empty()
-            || !self.completions.is_empty()
-            || self.plane.has_collected()
-            || self.fanout_pending()
+        kicked || self.writes.has_work() || self.fanout.pending(&self.shared.inboxes[self.index])
     }
 
-    /// When the loop must run even if nothing wakes it: the wheel's next expiry, the
-    /// next housekeeping after a busy turn, the next drain step.
+    /// When the loop must run even if nothing wakes it: the earliest timer, the next
+    /// housekeeping after a busy turn, the next drain step.
     fn next_deadline(&self) -> Option<Instant> {
-        let mut at = self.wheel.next_expiry().map(|t| self.clock.instant(t));
+        let mut at = self.timers.next_expiry();
         let mut sooner = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
         if self.busy {
             sooner(self.housekept + HOUSEKEEPING);
@@ -130,16 +154,14 @@ impl Worker {
         at
     }
 
-    /// Publish-to-write latency of the batches whose writes this turn submitted.
-    pub(crate) fn observe_latency(&mut self) {
-        if self.turn_batches.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        let stats = &self.shared.stats[self.index];
-        for at in self.turn_batches.drain(..) {
-            stats.observe_latency(now.saturating_duration_since(at).as_secs_f64());
-        }
+    /// A cheap per-worker random number (xorshift), for jitter only.
+    fn random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
     }
 }
 
@@ -167,7 +189,7 @@ pub async fn run(worker: Rc<RefCell<Worker>>, mut events: Events) {
         // 7. Work left over: the next turn comes after monoio's next I/O pass, not before
         //    it (the plane's descriptor is made readable, or a timer set).
         let left = w.work_left(events.kicked());
-        let nudged = left && w.plane.nudge();
+        let nudged = left && w.writes.nudge();
         events.after_turn(left, nudged, w.next_deadline());
     }
 }

@@ -1,0 +1,90 @@
+//! `GET /events` on the worker: find what a new subscriber must be sent before live
+//! events, and hand its connection (already detached from its task) to the data plane.
+
+use bytes::Bytes;
+
+use super::Worker;
+use crate::broadcast::sequencer::Replay;
+use crate::cluster::Fetched;
+use crate::conn::subscribe::{fetched_frames, first_frames, RemoteResume, Subscribe};
+use crate::conn::{flags, Phase};
+
+impl Worker {
+    /// Subscribes connection `key`. In cluster mode a resume that reaches back past local
+    /// history returns what to fetch; until it is served ([`Worker::resume_from_cluster`])
+    /// the connection collects live events but writes nothing.
+    pub(super) fn subscribe(&mut self, key: u32, request: &Subscribe) -> Option<RemoteResume> {
+        let topics: Vec<&str> = request.topics.iter().map(String::as_str).collect();
+        let sequencer = &self.shared.sequencer;
+        let upto = sequencer.watch(&topics);
+        let replay = match &request.last_event_id {
+            Some(id) => sequencer.resume(&topics, id),
+            None => Replay {
+                upto,
+                ..Replay::default()
+            },
+        };
+        let ends_in = request.expires_in.map(std::time::Duration::from_secs);
+        if let Some(after) = replay.remote {
+            self.conns[key as usize].set(flags::HELD);
+            self.start_stream(key, &topics, replay.upto, [], ends_in);
+            self.watch_stats(key, &topics);
+            let gen = self.conns[key as usize].gen;
+            return Some(RemoteResume {
+                after,
+                upto: replay.upto,
+                gen,
+            });
+        }
+        let upto = replay.upto;
+        let first = first_frames(self.preamble(request), request, replay, self.stats());
+        self.start_stream(key, &topics, upto, first, ends_in);
+        self.watch_stats(key, &topics);
+        None
+    }
+
+    /// A subscriber of `sys:stats` starts the snapshots once it is counted, so that the
+    /// first snapshot it gets counts it (counted after, a snapshot taken by worker 0 in
+    /// between said `"subscribers":0` to its only watcher).
+    fn watch_stats(&mut self, key: u32, topics: &[&str]) {
+        if crate::page::stats::watch(&self.shared, topics) {
+            self.conns[key as usize].set(flags::STATS);
+        }
+    }
+
+    /// Serves a held resume with what the cluster's stream returned, ahead of the live
+    /// events collected meanwhile.
+    pub(super) fn resume_from_cluster(
+        &mut self,
+        key: u32,
+        request: &Subscribe,
+        pending: &RemoteResume,
+        fetched: Result<Fetched, String>,
+    ) {
+        match self.conns.get(key as usize) {
+            Some(c) if c.gen == pending.gen && c.phase() == Phase::Stream => {}
+            _ => return, // closed while waiting
+        }
+        let first = fetched_frames(
+            self.preamble(request),
+            request,
+            pending,
+            fetched,
+            self.stats(),
+        );
+        let conn = &mut self.conns[key as usize];
+        // A held connection has never started a write, so no iovec points into its queue.
+        debug_assert!(!conn.has(flags::WRITING), "prepend behind a write");
+        conn.out.prepend(first);
+        conn.clear(flags::HELD);
+        self.writes.dirty().mark_first(conn, key);
+        self.kick.now();
+    }
+
+    fn preamble(&self, request: &Subscribe) -> Bytes {
+        request
+            .head
+            .clone()
+            .unwrap_or_else(|| self.shared.stream_preamble.clone())
+    }
+}

@@ -1,0 +1,117 @@
+//! Steps 2 to 5 of a turn: each hands its stage the parts of the worker it works on, and
+//! carries out what the stage says must happen to a connection (close it, free it).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::Worker;
+use crate::broadcast::frame::HEARTBEAT;
+use crate::conn::lifecycle::{self, Fired};
+use crate::conn::{flags, CloseReason};
+use crate::stream::{Settled, REAP_CHECK, REAP_TIME};
+use crate::sys;
+
+impl Worker {
+    /// Step 2: acts on the data plane's completions, oldest first, for up to
+    /// [`REAP_TIME`]; the rest wait for the next turn.
+    pub(super) fn reap(&mut self) {
+        let done = self.writes.collect();
+        let now = self.timers.now() as u32;
+        let start = Instant::now();
+        let mut acted = 0;
+        for c in done.iter() {
+            if acted % REAP_CHECK == REAP_CHECK - 1 && start.elapsed() >= REAP_TIME {
+                break;
+            }
+            acted += 1;
+            let key = c.token.key;
+            let Some(conn) = self.conns.get_mut(key as usize) else {
+                continue;
+            };
+            if conn.gen != c.token.gen {
+                continue;
+            }
+            let stats = &self.shared.stats[self.index];
+            match self.writes.settle(conn, c, now, stats) {
+                Settled::Nothing => {}
+                Settled::Finalize => self.finalize_if_done(key),
+                Settled::Close(reason) => self.close(key, reason),
+            }
+        }
+        self.writes.keep(done, acted);
+    }
+
+    /// Step 3: fans published events out to local subscribers, up to the turn's budget
+    /// (`stream::delivery::FANOUT_BUDGET`); evicts the subscribers it found over their
+    /// bound.
+    pub(super) fn drain_inbox(&mut self) {
+        let inbox = &self.shared.inboxes[self.index];
+        let max_queued = self.shared.config.max_queued_frames;
+        let queued = self.fanout.run(
+            inbox,
+            &self.hub,
+            &mut self.conns,
+            &mut self.writes,
+            max_queued,
+        );
+        self.stats().frames.add(queued);
+        for key in self.fanout.evicted() {
+            self.close(key, CloseReason::Slow);
+        }
+    }
+
+    /// Step 4: fires due timers, and advances the shutdown drain.
+    pub(super) fn expire_timers(&mut self) {
+        let now = self.timers.now();
+        while let Some(key) = self.timers.poll(now) {
+            if self.conns.contains(key as usize) {
+                self.on_timer(key, now);
+            }
+        }
+        if self.shared.is_draining() {
+            self.advance_drain();
+        }
+    }
+
+    fn on_timer(&mut self, key: u32, now: u64) {
+        let conn = &mut self.conns[key as usize];
+        match lifecycle::fired(conn, now, &self.limits) {
+            Fired::Interrupt(how) => {
+                conn.set(flags::TIMED_OUT);
+                sys::shutdown(conn.fd, how);
+                return;
+            }
+            Fired::Close(reason) => return self.close(key, reason),
+            Fired::End(reason) => self.end_stream(key, reason),
+            Fired::Heartbeat => {
+                self.writes.push(conn, key, Bytes::from_static(HEARTBEAT));
+                self.stats().heartbeats.add(1);
+            }
+            Fired::Nothing => {}
+        }
+        self.schedule(key);
+    }
+
+    /// Step 5: starts up to `--flush-batch` pending writes, submitted with one system
+    /// call. If more remain, the loop takes another turn after letting the worker's
+    /// other tasks run: publishes that arrive meanwhile are queued behind the frames of
+    /// connections not yet written, and leave with them in one write.
+    pub(super) fn flush(&mut self) {
+        let cfg = &self.shared.config;
+        let (batch, deep) = (cfg.flush_batch, cfg.max_queued_frames / 2);
+        let now = self.timers.now() as u32;
+        let flushed = self.writes.flush(&mut self.conns, batch, deep, now);
+        let stats = &self.shared.stats[self.index];
+        stats.writes.add(flushed.started);
+        stats.lag.set(u64::from(flushed.lag_ms));
+        if let Some(saturated) = flushed.saturated {
+            stats.saturated.set(u64::from(saturated));
+        }
+        // Publish-to-write latency of the batches whose writes this turn submitted.
+        let now = Instant::now();
+        for at in self.fanout.published() {
+            stats.observe_latency(now.saturating_duration_since(at).as_secs_f64());
+        }
+    }
+}
