@@ -158,6 +158,7 @@ impl Http {
     async fn read_head(&mut self) -> Result<usize, End> {
         let max = self.shared.config.max_head_bytes;
         let mut scanned = 0;
+        let mut progress = parse::Progress::default();
         let limits = route::limits(&self.shared.config);
         loop {
             if let Some(end) = parse::find_head_end(&self.buf, scanned) {
@@ -166,7 +167,7 @@ impl Http {
             }
             // Not complete yet: a head that is already wrong is refused now, not when its
             // end arrives (which it may never do).
-            if let Err(e) = parse::parse(&self.buf, &limits) {
+            if let Err(e) = parse::check_partial(&self.buf, &limits, &mut progress) {
                 return Err(self.refuse(e.status(), e.reason().into()));
             }
             if self.buf.len() >= max {

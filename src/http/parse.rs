@@ -11,7 +11,8 @@
 //! valid; the first bad byte is an error however much of the head is still missing.
 //!
 //! [`find_head_end`] is the cheap question asked on every read ("is the head all here?"),
-//! so that the full parse runs once per request.
+//! so that the full parse runs once per request; until the head is all here,
+//! [`check_partial`] checks each read's new lines, resuming where the last read stopped.
 
 /// The value of a `Complete` step; a `Partial` one (or an error) returns to the caller.
 macro_rules! complete {
@@ -238,13 +239,70 @@ pub fn parse_with<'a, S: HeaderSink<'a>>(
     limits: &Limits,
     sink: &mut S,
 ) -> Result<Status<RawHead<'a>>, ParseError> {
-    let (line, fields_start) = complete!(line::parse_line(buf, limits));
-    let (head_len, header_count) = complete!(fields::parse_fields(buf, fields_start, limits, sink));
+    let (line, mut at) = complete!(line::parse_line(buf, limits));
+    let mut header_count = 0;
+    let head_len = complete!(fields::parse_fields(
+        buf,
+        &mut at,
+        &mut header_count,
+        limits,
+        sink
+    ));
     Ok(Status::Complete(RawHead {
         line,
         head_len,
         header_count,
     }))
+}
+
+/// How far [`check_partial`] has checked a head that is not all here yet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    /// Where the next unchecked field line starts; 0 while the request-line is incomplete.
+    at: usize,
+    /// Field lines checked.
+    count: usize,
+    /// What the framing rules need to know of the lines checked (see [`KnownHeaders`]).
+    host: bool,
+    content_length: Option<u64>,
+    chunked: bool,
+}
+
+/// Checks the part of an incomplete head that arrived since the last call, so that a
+/// head that is already wrong is refused at once, not when its end arrives (which it may
+/// never do). Complete lines are checked once; only the request-line while it is
+/// incomplete, and the field line being received, are looked at again on the next read.
+/// The full [`parse`] still runs once, when the head is all here.
+pub fn check_partial(
+    buf: &[u8],
+    limits: &Limits,
+    progress: &mut Progress,
+) -> Result<(), ParseError> {
+    if progress.at == 0 {
+        match line::parse_line(buf, limits)? {
+            Status::Complete((_, fields_start)) => progress.at = fields_start,
+            Status::Partial => return Ok(()),
+        }
+    }
+    // The framing rules see the earlier lines through what they left: a Host (its value
+    // no longer matters), a length, chunked.
+    let mut sink = KnownHeaders {
+        host: progress.host.then_some(&[][..]),
+        content_length: progress.content_length,
+        chunked: progress.chunked,
+        ..KnownHeaders::new()
+    };
+    let checked = fields::parse_fields(
+        buf,
+        &mut progress.at,
+        &mut progress.count,
+        limits,
+        &mut sink,
+    );
+    progress.host = sink.host.is_some();
+    progress.content_length = sink.content_length;
+    progress.chunked = sink.chunked;
+    checked.map(drop)
 }
 
 /// Where the head ends: the index just past the first blank line, scanning `buf[from..]`.

@@ -4,28 +4,29 @@ use super::{HeaderSink, Limits, ParseError, Status, Step};
 use crate::http::cursor;
 use crate::http::token::{is_ows, is_tchar};
 
-/// Parses field lines from `at` to the blank line, handing each to `sink`. Returns the
-/// index just past the blank line and how many field lines there were.
+/// Parses field lines from `at` to the blank line, handing each to `sink`; returns the
+/// index just past the blank line. `at` and `count` (field lines so far) advance past
+/// each complete line, so a parse that returns `Partial` resumes from them.
 #[inline(always)]
 pub(super) fn parse_fields<'a, S: HeaderSink<'a>>(
     buf: &'a [u8],
-    mut at: usize,
+    at: &mut usize,
+    count: &mut usize,
     limits: &Limits,
     sink: &mut S,
-) -> Step<(usize, usize)> {
-    let mut count = 0;
+) -> Step<usize> {
     loop {
-        match buf.get(at..) {
-            Some([b'\r', b'\n', ..]) => return Ok(Status::Complete((at + 2, count))),
+        match buf.get(*at..) {
+            Some([b'\r', b'\n', ..]) => return Ok(Status::Complete(*at + 2)),
             Some([] | [b'\r']) | None => return Ok(Status::Partial),
             Some([b'\r', ..] | [b'\n', ..]) => return Err(ParseError::NewLine),
-            Some(_) if count == limits.max_headers => return Err(ParseError::TooManyHeaders),
+            Some(_) if *count == limits.max_headers => return Err(ParseError::TooManyHeaders),
             Some(_) => {}
         }
-        let (name, value, next) = complete!(field_line(buf, at));
+        let (name, value, next) = complete!(field_line(buf, *at));
         sink.header(name, value)?;
-        count += 1;
-        at = next;
+        *count += 1;
+        *at = next;
     }
 }
 

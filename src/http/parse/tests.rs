@@ -181,3 +181,51 @@ fn find_head_end_incremental() {
     assert_eq!(find_head_end(b"GET / HTTP/1.1\n\n", 0), Some(16));
     assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\n\r\n", 5), Some(23));
 }
+
+/// Heads fed a few bytes at a time: the incremental check refuses each at the same read
+/// as a full parse of everything received so far would, and passes every prefix of a
+/// good head.
+#[test]
+fn the_incremental_check_agrees_with_a_full_parse_of_every_prefix() {
+    let heads: &[&[u8]] = &[
+        b"GET /events?topic=a HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 5\r\n\r\n",
+        b"\r\nPOST /publish HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+        b"G@T / HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /a\x7fb HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET / HTTP/2.0\r\nHost: t\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\nY: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nHost: b\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nX: y\r\nContent-Length: 4\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nBad Name: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x01b\r\n\r\n",
+    ];
+    let limits = Limits::new().max_headers(4).max_target(32);
+    for head in heads {
+        for step in 1..=3 {
+            let mut progress = Progress::default();
+            let mut seen = 0;
+            let mut refused = None;
+            while seen < head.len() && refused.is_none() {
+                seen = (seen + step).min(head.len());
+                let prefix = &head[..seen];
+                if find_head_end(prefix, 0).is_some() {
+                    break;
+                }
+                let full = parse(prefix, &limits).err();
+                let incremental = check_partial(prefix, &limits, &mut progress).err();
+                assert_eq!(
+                    incremental,
+                    full,
+                    "{:?} at {seen} bytes",
+                    String::from_utf8_lossy(head)
+                );
+                refused = incremental;
+            }
+        }
+    }
+}
