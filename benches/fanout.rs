@@ -19,7 +19,7 @@ use ringcast::broadcast::frame::Draft;
 use ringcast::broadcast::hub::{Hub, Link};
 use ringcast::broadcast::inbox::Event;
 use ringcast::conn::{flags, Conn, Phase};
-use ringcast::stream::delivery::fan_out;
+use ringcast::stream::delivery::{fan_out, Found};
 use ringcast::stream::DirtyList;
 use slab::Slab;
 use smallvec::smallvec;
@@ -35,7 +35,7 @@ const SUBSCRIBERS_PER_BATCH: usize = 100_000;
 struct Worker {
     conns: Slab<Conn>,
     dirty: DirtyList,
-    evict: Vec<u32>,
+    found: Found,
 }
 
 /// `n` streaming subscribers with empty queues. Slab keys are `0..n`, the keys `hub`
@@ -55,7 +55,7 @@ fn fresh_worker(n: usize) -> Worker {
         conns,
         // A worker's lists keep their capacity from turn to turn.
         dirty: DirtyList::with_capacity(n),
-        evict: Vec::new(),
+        found: Found::default(),
     }
 }
 
@@ -88,11 +88,14 @@ fn bench_subscribers(c: &mut Criterion, n: usize) {
         &hub,
         &mut w.conns,
         &mut w.dirty,
-        &mut w.evict,
+        &mut w.found,
         &event,
         MAX_QUEUED,
     );
-    assert_eq!((queued, w.dirty.len(), w.evict.len()), (n as u64, n, 0));
+    assert_eq!(
+        (queued, w.dirty.len(), w.found.evict.len()),
+        (n as u64, n, 0)
+    );
     assert!(w
         .conns
         .iter()
@@ -126,7 +129,7 @@ fn bench_subscribers(c: &mut Criterion, n: usize) {
                     &hub,
                     &mut w.conns,
                     &mut w.dirty,
-                    &mut w.evict,
+                    &mut w.found,
                     black_box(&event),
                     MAX_QUEUED,
                 );

@@ -97,6 +97,8 @@ impl Server {
             max_connections,
             stream_preamble: Bytes::from(preamble),
             draining: AtomicBool::new(false),
+            hot: Default::default(),
+            heavy: Default::default(),
             config,
         });
         let mut threads = Vec::with_capacity(workers);

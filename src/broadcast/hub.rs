@@ -4,6 +4,7 @@
 //! walk. Removal is O(1): each connection remembers, per topic, its position in that
 //! `Vec` (a [`Link`]), and the entry swapped into the hole is re-pointed.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -35,9 +36,17 @@ pub struct Moved {
     pub pos: u32,
 }
 
+/// Local subscribers from which a topic is heavy: its publishes are held first when the
+/// worker falls behind (see `Shared::publish_capacity`). At 64, a fan-out of a topic
+/// that is not heavy costs under 1% of a turn's fan-out budget.
+pub const HEAVY: usize = 64;
+
 struct Topic {
     name: Arc<str>,
     subs: Vec<Sub>,
+    /// Whether most of its subscribers had deep queues at its last fan-out (set by the
+    /// fan-out, read by the publish gate through `Shared`).
+    hot: Cell<bool>,
 }
 
 #[derive(Default)]
@@ -46,6 +55,19 @@ pub struct Hub {
     topics: Slab<Topic>,
     /// Total subscriptions (a connection on three topics counts three).
     subscriptions: usize,
+    /// Hot topics that lost their last subscriber since the last [`Hub::take_changes`].
+    cooled: Vec<Arc<str>>,
+    /// Topics that became heavy (`true`) or stopped being heavy, since then.
+    crossed: Vec<(Arc<str>, bool)>,
+}
+
+/// What changed in the hub's topic flags since the last look, for `Shared`'s mirrors.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Hot topics that lost their last local subscriber (no fan-out will cool them).
+    pub cooled: Vec<Arc<str>>,
+    /// Topics that became heavy (`true`) or stopped being heavy.
+    pub crossed: Vec<(Arc<str>, bool)>,
 }
 
 impl Hub {
@@ -58,13 +80,18 @@ impl Hub {
                 let slot = self.topics.insert(Topic {
                     name: name.clone(),
                     subs: Vec::new(),
+                    hot: Cell::new(false),
                 }) as u32;
                 self.by_name.insert(name, slot);
                 slot
             }
         };
-        let subs = &mut self.topics[slot as usize].subs;
-        subs.push(Sub { conn, link });
+        let topic = &mut self.topics[slot as usize];
+        topic.subs.push(Sub { conn, link });
+        if topic.subs.len() == HEAVY {
+            self.crossed.push((topic.name.clone(), true));
+        }
+        let subs = &topic.subs;
         self.subscriptions += 1;
         Link {
             topic: slot,
@@ -82,10 +109,16 @@ impl Hub {
             topic.subs.len()
         );
         topic.subs.swap_remove(pos);
+        if topic.subs.len() == HEAVY - 1 {
+            self.crossed.push((topic.name.clone(), false));
+        }
         self.subscriptions -= 1;
         if topic.subs.is_empty() {
             let topic = self.topics.remove(link.topic as usize);
             self.by_name.remove(&topic.name);
+            if topic.hot.get() {
+                self.cooled.push(topic.name);
+            }
             return None;
         }
         if topic.subs.capacity() > 64 && topic.subs.len() < topic.subs.capacity() / 4 {
@@ -108,6 +141,21 @@ impl Hub {
         match self.by_name.get(topic) {
             Some(&slot) => &self.topics[slot as usize].subs,
             None => &[],
+        }
+    }
+
+    /// The local subscribers of `topic` and its hot flag; `None` when it has none.
+    pub fn entry(&self, topic: &str) -> Option<(&[Sub], &Cell<bool>)> {
+        let t = &self.topics[*self.by_name.get(topic)? as usize];
+        Some((&t.subs, &t.hot))
+    }
+
+    /// The flag changes since the last call (subscribes and removals make them; the
+    /// fan-out reports hot flags itself).
+    pub fn take_changes(&mut self) -> Changes {
+        Changes {
+            cooled: std::mem::take(&mut self.cooled),
+            crossed: std::mem::take(&mut self.crossed),
         }
     }
 
@@ -176,5 +224,22 @@ mod tests {
         let l2 = hub.subscribe("b", 8, 0);
         assert_eq!(l2.topic, l.topic);
         assert_eq!(conns_of(&hub, "b"), [8]);
+    }
+
+    #[test]
+    fn crossing_the_heavy_line_is_reported_each_way_once() {
+        let mut hub = Hub::default();
+        let links: Vec<Link> = (0..HEAVY as u32)
+            .map(|c| hub.subscribe("a", c, 0))
+            .collect();
+        let name: Arc<str> = Arc::from("a");
+        assert_eq!(hub.take_changes().crossed, [(name.clone(), true)]);
+        hub.subscribe("a", 99, 0);
+        assert!(hub.take_changes().crossed.is_empty());
+        let mut links = links;
+        let _ = hub.unsubscribe(links.pop().unwrap());
+        assert!(hub.take_changes().crossed.is_empty(), "still {HEAVY}");
+        let _ = hub.unsubscribe(links.pop().unwrap());
+        assert_eq!(hub.take_changes().crossed, [(name, false)]);
     }
 }

@@ -251,7 +251,11 @@ impl Http {
             Ok(valid) => valid,
             Err(Refusal { status, why }) => return Err(self.refuse(status, why)),
         };
-        self.wait_for_capacity().await?;
+        let topics: Vec<&str> = valid
+            .iter()
+            .flat_map(|v| v.topics.iter().map(|t| &**t))
+            .collect();
+        self.wait_for_capacity(&topics).await?;
         let ids = match &shared.cluster {
             None => {
                 let first = publish::locally(&shared.sequencer, &valid);
@@ -274,11 +278,12 @@ impl Http {
         Ok(r.body("application/json", json.as_bytes()))
     }
 
-    /// Holds a publish back while fan-out runs behind (see [`Capacity`]): while a worker
-    /// lags, for at most the handshake timeout (then 503, and the publisher may retry);
-    /// while subscribers are saturated, for at most `--max-lag`.
-    async fn wait_for_capacity(&mut self) -> Result<(), End> {
-        let mut capacity = self.shared.publish_capacity();
+    /// Holds a publish to `topics` back while fan-out runs behind (see [`Capacity`]):
+    /// while a worker lags, for at most the handshake timeout (then 503, and the
+    /// publisher may retry); while the subscribers of its topics are saturated, for at
+    /// most `--max-lag`.
+    async fn wait_for_capacity(&mut self, topics: &[&str]) -> Result<(), End> {
+        let mut capacity = self.shared.publish_capacity(topics.iter().copied());
         if capacity == Capacity::Free {
             return Ok(());
         }
@@ -287,12 +292,17 @@ impl Http {
         // The request timer must not end the wait before the wait ends itself.
         self.port.deadline(patience * 2);
         self.port.stats().publish_waits.add(1);
-        let started = std::time::Instant::now();
+        let (started, first) = (std::time::Instant::now(), capacity);
         loop {
             let waited = started.elapsed();
+            let done = || {
+                log::debug!(first:? = first, waited_ms = waited.as_millis() as u64,
+                    topic = topics.first().copied().unwrap_or_default(); "publish held");
+                Ok(())
+            };
             match capacity {
-                Capacity::Free => return Ok(()),
-                Capacity::Saturated if waited >= pace => return Ok(()),
+                Capacity::Free => return done(),
+                Capacity::Saturated if waited >= pace => return done(),
                 Capacity::Lagging if waited >= patience => {
                     return Err(self.refuse(
                         503,
@@ -302,7 +312,7 @@ impl Http {
                 _ => {}
             }
             monoio::time::sleep(CAPACITY_POLL).await;
-            capacity = self.shared.publish_capacity();
+            capacity = self.shared.publish_capacity(topics.iter().copied());
         }
     }
 

@@ -29,9 +29,8 @@ pub struct Fanout {
     /// The batch being fanned out and the index of its next event, when a turn's budget
     /// ran out; the next turn resumes there, before the inbox.
     resume: Option<(Arc<Batch>, usize)>,
-    /// Subscribers pushed over their queue bound, to be evicted as slow after the walk
-    /// (closing one mid-walk would reorder the list being walked).
-    evict: Vec<u32>,
+    /// What the fan-outs since the last [`Fanout::found`] found.
+    found: Found,
     /// When each batch finished this turn was published (for the latency metric).
     published: Vec<Instant>,
 }
@@ -70,7 +69,7 @@ impl Fanout {
                     break;
                 }
                 let dirty = writes.dirty();
-                let fanned = fan_out(hub, conns, dirty, &mut self.evict, event, max_queued);
+                let fanned = fan_out(hub, conns, dirty, &mut self.found, event, max_queued);
                 // Frames queued stand for the visits: a subscriber that already had the
                 // event costs only a comparison.
                 budget = budget.saturating_sub((fanned as usize).max(1));
@@ -88,9 +87,9 @@ impl Fanout {
         self.resume.is_some() || !inbox.is_empty()
     }
 
-    /// The subscribers found over their bound since the last call.
-    pub fn evicted(&mut self) -> Vec<u32> {
-        std::mem::take(&mut self.evict)
+    /// Who was found over their bound, and which topics flipped, since the last call.
+    pub fn found(&mut self) -> Found {
+        std::mem::take(&mut self.found)
     }
 
     /// When the batches fanned out since the last call were published.
@@ -120,30 +119,53 @@ fn notify(
     }
 }
 
+/// What fan-outs found besides the frames they queued.
+#[derive(Default)]
+pub struct Found {
+    /// Subscribers pushed over their queue bound, to be evicted as slow after the walk
+    /// (closing one mid-walk would reorder the list being walked).
+    pub evict: Vec<u32>,
+    /// Topics that became hot (most of their subscribers hold more than half their
+    /// bound), or stopped being hot: only publishes to hot topics are paced while the
+    /// worker is saturated (see `Shared::publish_capacity`).
+    pub flips: Vec<(Arc<str>, bool)>,
+}
+
 /// Queues one event for every local subscriber of its topics: a reference-count bump
 /// and a queue push each. Connections that got their first frame of the turn go on
-/// `dirty`; slow readers over `max_queued` go on `evict` (see [`queue`]). Returns the
-/// number queued.
+/// `dirty`; slow readers over `max_queued` go on `found.evict` (see [`queue`]), and a
+/// topic whose hot flag changed goes on `found.flips`. Returns the number queued.
 pub fn fan_out(
     hub: &Hub,
     conns: &mut Slab<Conn>,
     dirty: &mut DirtyList,
-    evict: &mut Vec<u32>,
+    found: &mut Found,
     event: &Event,
     max_queued: usize,
 ) -> u64 {
+    let deep_queue = max_queued / 2;
     let mut queued = 0;
     for topic in &event.topics {
-        for sub in hub.subscribers(topic) {
+        let Some((subs, hot)) = hub.entry(topic) else {
+            continue;
+        };
+        let mut deep = 0;
+        for sub in subs {
             let conn = &mut conns[sub.conn as usize];
             match queue(conn, event.id, &event.frame, max_queued) {
                 Queued::Yes => {
                     queued += 1;
                     dirty.mark(conn, sub.conn);
                 }
-                Queued::Over => evict.push(sub.conn),
+                Queued::Over => found.evict.push(sub.conn),
                 Queued::No => {}
             }
+            deep += usize::from(conn.out.len() > deep_queue);
+        }
+        let now_hot = deep * 2 > subs.len();
+        if now_hot != hot.get() {
+            hot.set(now_hot);
+            found.flips.push((topic.clone(), now_hot));
         }
     }
     queued
@@ -208,16 +230,24 @@ mod tests {
 
     /// Publishes events `ids` to every subscriber; returns who was found over its bound.
     fn publish(hub: &Hub, conns: &mut Slab<Conn>, ids: std::ops::RangeInclusive<u64>) -> Vec<u32> {
-        let (mut dirty, mut evict) = (DirtyList::default(), Vec::new());
+        publish_found(hub, conns, ids).evict
+    }
+
+    fn publish_found(
+        hub: &Hub,
+        conns: &mut Slab<Conn>,
+        ids: std::ops::RangeInclusive<u64>,
+    ) -> Found {
+        let (mut dirty, mut found) = (DirtyList::default(), Found::default());
         for id in ids {
             let event = Event {
                 id,
                 topics: smallvec![Arc::from("t")],
                 frame: Bytes::from_static(b"data: x\n\n"),
             };
-            fan_out(hub, conns, &mut dirty, &mut evict, &event, BOUND);
+            fan_out(hub, conns, &mut dirty, &mut found, &event, BOUND);
         }
-        evict
+        found
     }
 
     #[test]
@@ -245,7 +275,7 @@ mod tests {
     #[test]
     fn dirty_connections_are_listed_once_with_the_time_they_began_to_wait() {
         let (hub, mut conns) = setup(3);
-        let (mut dirty, mut evict) = (DirtyList::default(), Vec::new());
+        let (mut dirty, mut found) = (DirtyList::default(), Found::default());
         for (id, now) in [(1, 10), (2, 20)] {
             dirty.begin_turn(now);
             let event = Event {
@@ -253,9 +283,29 @@ mod tests {
                 topics: smallvec![Arc::from("t")],
                 frame: Bytes::from_static(b"data: x\n\n"),
             };
-            fan_out(&hub, &mut conns, &mut dirty, &mut evict, &event, BOUND);
+            fan_out(&hub, &mut conns, &mut dirty, &mut found, &event, BOUND);
         }
         let listed: Vec<(u32, u32)> = dirty.iter().map(|d| (d.key, d.since)).collect();
         assert_eq!(listed, [(0, 10), (1, 10), (2, 10)]);
+    }
+
+    #[test]
+    fn a_topic_is_hot_while_most_of_its_subscribers_hold_over_half_their_bound() {
+        let (hub, mut conns) = setup(3);
+        let half = (BOUND / 2) as u64;
+        assert!(publish_found(&hub, &mut conns, 1..=half).flips.is_empty());
+        // Two of three past half their bound: hot, reported once.
+        conns[2].out = Default::default();
+        let found = publish_found(&hub, &mut conns, half + 1..=half + 1);
+        assert_eq!(found.flips, [(Arc::from("t"), true)]);
+        assert!(publish_found(&hub, &mut conns, half + 2..=half + 2)
+            .flips
+            .is_empty());
+        // Written out: cool again at the next fan-out.
+        for key in 0..3 {
+            conns[key].out = Default::default();
+        }
+        let found = publish_found(&hub, &mut conns, half + 3..=half + 3);
+        assert_eq!(found.flips, [(Arc::from("t"), false)]);
     }
 }

@@ -64,6 +64,7 @@ impl Worker {
             let link = self.hub.subscribe(topic, key, i as u32);
             self.conns[key as usize].links.push(link);
         }
+        self.mirror_topic_flags();
         let lifetime = self.lifetime_ticks();
         let expiry = token_ends_in.map(|d| {
             u32::try_from(self.timers.ticks(d))
@@ -95,6 +96,18 @@ impl Worker {
         self.stats().topics.set(self.hub.topics() as u64);
         self.schedule(key);
         self.kick.now();
+    }
+
+    /// Tells the publish gate which topics a subscribe or a close made heavy or light,
+    /// and which hot topics lost their last subscriber here.
+    fn mirror_topic_flags(&mut self) {
+        let changes = self.hub.take_changes();
+        for topic in changes.cooled {
+            self.shared.hot.mark(&topic, false);
+        }
+        for (topic, heavy) in changes.crossed {
+            self.shared.heavy.mark(&topic, heavy);
+        }
     }
 
     /// A stream's maximum lifetime in ticks, jittered by up to a tenth so that streams
@@ -142,6 +155,11 @@ impl Worker {
             return;
         }
         let was_stream = conn.phase() != Phase::Request;
+        if conn.phase() == Phase::Draining && !conn.out.is_empty() {
+            let (frames, flags) = (conn.out.len(), conn.flags);
+            log::info!(key = key, frames = frames, flags = flags, reason = reason.name();
+                "a draining subscriber is closed with frames unsent");
+        }
         if conn.has(flags::STATS) {
             crate::page::stats::unwatch();
         }
@@ -163,6 +181,7 @@ impl Worker {
                 self.conns[moved.conn as usize].links[moved.link as usize].pos = moved.pos;
             }
         }
+        self.mirror_topic_flags();
         self.timers.cancel(key);
         let stats = self.stats();
         stats.closes[reason.index()].add(1);

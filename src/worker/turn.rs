@@ -43,8 +43,8 @@ impl Worker {
     }
 
     /// Step 3: fans published events out to local subscribers, up to the turn's budget
-    /// (`stream::delivery::FANOUT_BUDGET`); evicts the subscribers it found over their
-    /// bound.
+    /// (`stream::delivery::FANOUT_BUDGET`); tells the publish gate which topics turned
+    /// hot or cool, and evicts the subscribers it found over their bound.
     pub(super) fn drain_inbox(&mut self) {
         let inbox = &self.shared.inboxes[self.index];
         let max_queued = self.shared.config.max_queued_frames;
@@ -56,7 +56,11 @@ impl Worker {
             max_queued,
         );
         self.stats().frames.add(queued);
-        for key in self.fanout.evicted() {
+        let found = self.fanout.found();
+        for (topic, hot) in &found.flips {
+            self.shared.hot.mark(topic, *hot);
+        }
+        for key in found.evict {
             self.close(key, CloseReason::Slow);
         }
     }
