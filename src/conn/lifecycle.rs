@@ -90,7 +90,14 @@ pub fn fired(conn: &Conn, now: u64, limits: &Limits) -> Fired {
             false => Shut::Read,
         }),
         Phase::Closing => Fired::Nothing,
-        Phase::Draining => Fired::Close(conn.ending.unwrap_or(CloseReason::Shutdown)),
+        // Its last bytes took too long: close. A timer that fires sooner (set for an
+        // earlier purpose) finds nothing due.
+        Phase::Draining
+            if conn.stalled_since == 0 || since(now, conn.stalled_since) >= limits.drain_write =>
+        {
+            Fired::Close(conn.ending.unwrap_or(CloseReason::Shutdown))
+        }
+        Phase::Draining => Fired::Nothing,
         Phase::Stream if conn.expires != 0 && reached(now, conn.expires) => {
             Fired::End(conn.ending.unwrap_or(CloseReason::Lifetime))
         }
