@@ -157,7 +157,7 @@ impl Worker {
         let was_stream = conn.phase() != Phase::Request;
         if conn.phase() == Phase::Draining && !conn.out.is_empty() {
             let (frames, flags) = (conn.out.len(), conn.flags);
-            log::info!(key = key, frames = frames, flags = flags, reason = reason.name();
+            log::debug!(key = key, frames = frames, flags = flags, reason = reason.name();
                 "a draining subscriber is closed with frames unsent");
         }
         if conn.has(flags::STATS) {
