@@ -74,6 +74,8 @@ pub struct Config {
     pub max_target_bytes: usize,
     /// Cap on header lines in one head; over it, 431.
     pub max_headers: usize,
+    /// Topics one subscribe or publish may name; over it, 400.
+    pub max_topics: usize,
     /// Cap on one event's data (a publish body, or one NDJSON line's data); over it, 413.
     pub max_event_bytes: usize,
     /// Cap on a whole NDJSON batch body; over it, 413.
@@ -132,6 +134,7 @@ impl Config {
             max_head_bytes: 8 << 10,
             max_target_bytes: 4 << 10,
             max_headers: 100,
+            max_topics: crate::topic::MAX_TOPICS,
             max_event_bytes: 64 << 10,
             max_batch_bytes: 4 << 20,
             retry: DEFAULT_RETRY,
@@ -179,6 +182,12 @@ impl Config {
         }
         if self.max_queued_frames == 0 {
             return Err("--max-queued-frames must be at least 1".into());
+        }
+        if !(1..=crate::topic::MAX_TOPICS_CAP).contains(&self.max_topics) {
+            return Err(format!(
+                "--max-topics must be 1 to {}",
+                crate::topic::MAX_TOPICS_CAP
+            ));
         }
         if self.max_head_bytes < 256 {
             return Err("--max-head-bytes must be at least 256".into());
@@ -230,7 +239,7 @@ macro_rules! setters {
 setters! {
     listen: SocketAddr, workers: usize, driver: Driver, max_connections: Option<usize>,
     max_head_bytes: usize, max_target_bytes: usize, max_headers: usize,
-    max_event_bytes: usize, max_batch_bytes: usize, retry: Duration, heartbeat: Duration,
+    max_topics: usize, max_event_bytes: usize, max_batch_bytes: usize, retry: Duration, heartbeat: Duration,
     handshake_timeout: Duration, keepalive_timeout: Duration, write_timeout: Duration,
     max_queued_frames: usize, sndbuf: Option<usize>, max_lifetime: Option<Duration>,
     drain: Duration, history: usize, history_bytes: usize, history_ttl: Duration,
@@ -317,7 +326,9 @@ mod tests {
     #[test]
     fn validate_names_the_flag_of_each_bad_value() {
         assert_eq!(Config::new().validate(), Ok(()));
-        let cases: [(Config, &str); 7] = [
+        let cases: [(Config, &str); 9] = [
+            (Config::new().max_topics(0), "--max-topics"),
+            (Config::new().max_topics(1025), "--max-topics"),
             (Config::new().tick(Duration::ZERO), "--tick"),
             (Config::new().heartbeat(Duration::ZERO), "--heartbeat"),
             (

@@ -45,6 +45,9 @@ struct Flags {
     /// Most header lines in one request; over it, 431.
     #[arg(long, env = "RINGCAST_MAX_HEADERS", default_value_t = 100)]
     max_headers: usize,
+    /// Most topics one subscribe or publish may name (at most 1024); over it, 400.
+    #[arg(long, env = "RINGCAST_MAX_TOPICS", default_value_t = ringcast::topic::MAX_TOPICS)]
+    max_topics: usize,
     /// Largest event (publish body, or one batch line's data); over it, 413.
     #[arg(long, env = "RINGCAST_MAX_EVENT_BYTES", default_value = "64KiB", value_parser = parse_size)]
     max_event_bytes: usize,
@@ -226,6 +229,7 @@ impl Flags {
             .max_head_bytes(self.max_head_bytes)
             .max_target_bytes(self.max_uri_bytes)
             .max_headers(self.max_headers)
+            .max_topics(self.max_topics)
             .max_event_bytes(self.max_event_bytes)
             .max_batch_bytes(self.max_batch_bytes)
             .retry(self.retry)

@@ -3,9 +3,13 @@
 
 use crate::http::query::BadEncoding;
 
-/// Topics one subscribe (or publish) may name: enough for any real page, small enough
-/// that a single request cannot make a connection expensive.
+/// Topics one subscribe (or publish) may name by default (`--max-topics`): enough for
+/// most pages, small enough that a single request cannot make a connection expensive.
 pub const MAX_TOPICS: usize = 64;
+/// The highest `--max-topics`: each topic of a subscription costs a hub link (about
+/// 16 bytes) and a hash lookup per subscribe, and every event is deduplicated per
+/// subscriber, so a thousand is still cheap; more is a sign of a topic design to fix.
+pub const MAX_TOPICS_CAP: usize = 1024;
 /// Longest topic name, in bytes.
 pub const MAX_TOPIC_BYTES: usize = 128;
 
@@ -24,7 +28,7 @@ impl QueryError {
         match self {
             QueryError::NoTopic => "no topic given (use ?topic=NAME)",
             QueryError::BadTopic => "topic names are 1 to 128 bytes of A-Z a-z 0-9 - _ . ~ : /",
-            QueryError::TooManyTopics => "too many topics in one request (at most 64)",
+            QueryError::TooManyTopics => "too many topics in one request (see --max-topics)",
             QueryError::BadEncoding => "malformed percent-encoding in query",
             QueryError::BadEventName => "event names are 1 to 64 bytes without CR, LF or NUL",
         }
@@ -45,15 +49,15 @@ pub fn valid_topic(name: &[u8]) -> bool {
         })
 }
 
-/// Adds a topic to `topics` once, validating it.
-pub fn add_topic(topics: &mut Vec<String>, raw: &[u8]) -> Result<(), QueryError> {
+/// Adds a topic to `topics` once, validating it; at most `max` topics.
+pub fn add_topic(topics: &mut Vec<String>, raw: &[u8], max: usize) -> Result<(), QueryError> {
     if !valid_topic(raw) {
         return Err(QueryError::BadTopic);
     }
     // Validated as ASCII above.
     let name = String::from_utf8_lossy(raw);
     if !topics.iter().any(|t| *t == name) {
-        if topics.len() == MAX_TOPICS {
+        if topics.len() >= max {
             return Err(QueryError::TooManyTopics);
         }
         topics.push(name.into_owned());

@@ -51,6 +51,11 @@ rows! {
     space_before_colon: b"GET /events?topic=a HTTP/1.1\r\nHost : t\r\n\r\n" => 400;
     nul_in_value: b"GET /events?topic=a HTTP/1.1\r\nHost: t\r\nX: a\0b\r\n\r\n" => 400;
     missing_host: b"GET /events?topic=a HTTP/1.1\r\n\r\n" => 400;
+    host_list: b"GET /healthz HTTP/1.1\r\nHost: a, b\r\n\r\n" => 400;
+    host_space: b"GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n" => 400;
+    host_path: b"GET /healthz HTTP/1.1\r\nHost: a/b\r\n\r\n" => 400;
+    host_userinfo: b"GET /healthz HTTP/1.1\r\nHost: user@a\r\n\r\n" => 400;
+    host_bad_port: b"GET /healthz HTTP/1.1\r\nHost: a:99999\r\n\r\n" => 400;
     cl_and_te: b"POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" => 400;
     te_and_cl: b"POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n" => 400;
     differing_cl: b"POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd" => 400;
@@ -116,6 +121,39 @@ fn an_oversized_head_gets_431_and_a_long_line_414() {
 }
 
 #[test]
+fn the_topic_cap_is_64_by_default_and_a_flag_raises_it() {
+    let query = |n: usize| (0..n).map(|i| format!("topic=t{i}")).collect::<Vec<_>>().join("&");
+    let server = Server::start(&["--workers", "1"]);
+    let raw = refused(
+        &server,
+        format!("GET /events?{} HTTP/1.1\r\nHost: t\r\n\r\n", query(65)).as_bytes(),
+        400,
+    );
+    assert!(raw.contains("--max-topics"), "the refusal names the flag: {raw}");
+    let mut s = server.subscribe(&query(64));
+    assert_eq!(s.status(), 200);
+
+    let server = Server::start(&["--workers", "1", "--max-topics", "200"]);
+    let mut s = server.subscribe(&query(200));
+    assert_eq!(s.status(), 200);
+    assert_eq!(server.publish("topic=t199", b"last").0, 202);
+    assert_eq!(s.next().data, "last");
+}
+
+#[test]
+fn valid_host_values_are_served() {
+    let server = Server::start(&["--workers", "1"]);
+    for host in ["a", "a:80", "127.0.0.1:8080", "[::1]:8080", "xn--caf-dma.example"] {
+        let raw = exchange(
+            server.addr,
+            format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(status_of(&raw), 200, "Host: {host} got {raw:?}");
+    }
+}
+
+#[test]
 fn an_incomplete_head_gets_408_after_the_handshake_timeout() {
     let server = Server::start(&["--workers", "1", "--handshake-timeout", "200ms"]);
     let started = Instant::now();
@@ -131,6 +169,48 @@ fn an_incomplete_head_gets_408_after_the_handshake_timeout() {
     common::eventually("timeouts counted", || {
         server.metric("ringcast_closes_total{reason=\"handshake_timeout\"}") == 2
     });
+}
+
+/// The keep-alive timeout covers only the idle gap before a request's first byte: a
+/// head trickled in after a served request is held to the handshake timeout.
+#[test]
+fn a_head_trickled_after_a_served_request_gets_408_at_the_handshake_timeout() {
+    let server = Server::start(&[
+        "--workers",
+        "1",
+        "--handshake-timeout",
+        "600ms",
+        "--keepalive-timeout",
+        "60s",
+    ]);
+    let mut c = common::Client::connect(server.addr);
+    assert_eq!(c.publish("topic=a", b"abc", &[]).0, 202);
+    let started = Instant::now();
+    let head = b"GET /healthz HTTP/1.1\r\nHost: t\r\n";
+    let mut sent = 0;
+    // One byte every 100 ms: the head would take 3.5 s to complete.
+    while sent < head.len() && c.stream.write_all(&head[sent..sent + 1]).is_ok() {
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(100));
+        let mut probe = [0u8; 1];
+        c.stream.set_nonblocking(true).unwrap();
+        let answered = matches!(std::io::Read::read(&mut c.stream, &mut probe), Ok(_));
+        c.stream.set_nonblocking(false).unwrap();
+        if answered {
+            let mut raw = vec![probe[0]];
+            raw.extend(common::read_to_close(&mut c.stream).into_bytes());
+            let raw = String::from_utf8_lossy(&raw).into_owned();
+            let waited = started.elapsed();
+            assert_eq!(status_of(&raw), 408, "{raw}");
+            assert!(
+                waited < Duration::from_secs(3),
+                "408 after {waited:?}, not at the handshake timeout"
+            );
+            assert!(sent < head.len(), "answered only after the whole head");
+            return;
+        }
+    }
+    panic!("no 408 while the head trickled in ({sent} bytes sent)");
 }
 
 #[test]

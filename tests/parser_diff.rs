@@ -95,7 +95,7 @@ fn is_semantic(e: ParseError) -> bool {
     use ParseError::*;
     matches!(
         e,
-        MissingHost | ContentLength | TransferEncoding | LengthAndEncoding
+        MissingHost | InvalidHost | ContentLength | TransferEncoding | LengthAndEncoding
     )
 }
 

@@ -78,8 +78,10 @@ impl Http {
     /// Answers requests until one ends the connection.
     async fn requests(&mut self) -> End {
         loop {
+            // A kept-alive connection may idle for the keep-alive timeout; a request,
+            // from its first byte, has the handshake timeout (see `read_head`).
             let cfg = &self.shared.config;
-            let timeout = if self.served == 0 {
+            let timeout = if self.served == 0 || !self.buf.is_empty() {
                 cfg.handshake_timeout
             } else {
                 cfg.keepalive_timeout
@@ -178,7 +180,15 @@ impl Http {
                 });
             }
             scanned = self.buf.len();
+            let idle = self.buf.is_empty() && self.served > 0;
             match self.fill(max).await {
+                // The first byte of a request on a kept-alive connection: from now on
+                // its head is held to the handshake timeout, not the idle one (a head
+                // trickled in a byte at a time would otherwise have the keep-alive
+                // timeout, 60 s by default).
+                Ok(n) if n > 0 && idle => {
+                    self.port.deadline(self.shared.config.handshake_timeout);
+                }
                 Ok(0) if self.timed_out() => {
                     return Err(if self.served == 0 || !self.buf.is_empty() {
                         self.refuse(408, "request head not complete in time".into())

@@ -92,23 +92,39 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The query of a single publish: its topics and optional event name.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Target {
     pub topics: Vec<String>,
     pub event: Option<String>,
     /// The topics this publisher may use (from its token); None: any.
     pub grant: Option<Grant>,
+    /// Topics one event may name (`--max-topics`), for a batch's lines too.
+    pub max_topics: usize,
+}
+
+impl Default for Target {
+    fn default() -> Target {
+        Target {
+            topics: Vec::new(),
+            event: None,
+            grant: None,
+            max_topics: crate::topic::MAX_TOPICS,
+        }
+    }
 }
 
 impl Target {
     /// Reads `?topic=...&event=...`. Topics may be absent only for a batch, whose lines
     /// name their own.
-    pub fn from_query(query: Option<&[u8]>) -> Result<Target, QueryError> {
-        let mut target = Target::default();
+    pub fn from_query(query: Option<&[u8]>, max_topics: usize) -> Result<Target, QueryError> {
+        let mut target = Target {
+            max_topics,
+            ..Target::default()
+        };
         for pair in query::pairs(query.unwrap_or_default()) {
             let (key, value) = pair?;
             match &*key {
-                b"topic" => add_topic(&mut target.topics, &value)?,
+                b"topic" => add_topic(&mut target.topics, &value, max_topics)?,
                 b"event" => target.event = Some(event_name(&value)?.to_owned()),
                 _ => {}
             }
@@ -262,7 +278,7 @@ pub fn batch<'a>(
         if topics.is_empty() {
             return Err(bad("no topic".into()));
         }
-        if topics.len() > crate::topic::MAX_TOPICS
+        if topics.len() > target.max_topics
             || !topics.iter().all(|t| valid_topic(t.as_bytes()))
         {
             return Err(bad(QueryError::BadTopic.reason().into()));
@@ -318,7 +334,7 @@ mod tests {
     }
 
     fn target(q: &str) -> Target {
-        Target::from_query(Some(q.as_bytes())).unwrap()
+        Target::from_query(Some(q.as_bytes()), 64).unwrap()
     }
 
     #[test]
@@ -396,14 +412,14 @@ mod tests {
             "event=%FF",
         ] {
             assert_eq!(
-                Target::from_query(Some(bad.as_bytes())),
+                Target::from_query(Some(bad.as_bytes()), 64),
                 Err(QueryError::BadEventName),
                 "{bad}"
             );
         }
         let long = format!("event={}", "e".repeat(65));
         assert_eq!(
-            Target::from_query(Some(long.as_bytes())),
+            Target::from_query(Some(long.as_bytes()), 64),
             Err(QueryError::BadEventName)
         );
     }

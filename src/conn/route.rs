@@ -153,7 +153,7 @@ fn refused(status: u16, why: String) -> Routed {
 fn subscribe(head: &RequestHead<'_>, shared: &Shared, cors: Option<&str>) -> Route {
     let cfg = &shared.config;
     let h = &head.headers;
-    let mut sub = match Subscribe::from_request(head.query, h.last_event_id) {
+    let mut sub = match Subscribe::from_request(head.query, h.last_event_id, cfg.max_topics) {
         Ok(sub) => sub,
         Err(e) => return Route::Refuse(400, e.reason().into()),
     };
@@ -213,7 +213,7 @@ fn publish(head: &RequestHead<'_>, peer: SocketAddr, shared: &Shared) -> Route {
         (None, true) => Framing::Chunked,
         (None, false) => Framing::None,
     };
-    match Target::from_query(head.query) {
+    match Target::from_query(head.query, shared.config.max_topics) {
         Ok(mut target) => {
             target.grant = grant;
             Route::Publish {

@@ -33,6 +33,7 @@ impl Subscribe {
     pub fn from_request(
         query: Option<&[u8]>,
         header_id: Option<&[u8]>,
+        max_topics: usize,
     ) -> Result<Subscribe, QueryError> {
         let mut topics = Vec::new();
         let mut query_id = None;
@@ -40,7 +41,7 @@ impl Subscribe {
         for pair in query::pairs(query.unwrap_or_default()) {
             let (key, value) = pair?;
             match &*key {
-                b"topic" => add_topic(&mut topics, &value)?,
+                b"topic" => add_topic(&mut topics, &value, max_topics)?,
                 b"last_event_id" if !value.is_empty() => query_id = Some(value.into_owned()),
                 b"access_token" => access_token = Some(value.into_owned()),
                 _ => {}
@@ -155,7 +156,7 @@ mod tests {
     use super::*;
 
     fn sub(q: &str, header: Option<&str>) -> Result<Subscribe, QueryError> {
-        Subscribe::from_request(Some(q.as_bytes()), header.map(str::as_bytes))
+        Subscribe::from_request(Some(q.as_bytes()), header.map(str::as_bytes), 64)
     }
 
     #[test]

@@ -25,6 +25,7 @@ macro_rules! complete {
 }
 
 mod fields;
+mod host;
 mod known;
 mod line;
 #[cfg(test)]
@@ -162,6 +163,8 @@ pub enum ParseError {
     UriTooLong,
     /// HTTP/1.1 without Host, or more than one Host.
     MissingHost,
+    /// A Host that is not `host [":" port]` (see [`host`]).
+    InvalidHost,
     /// Content-Length not 1*DIGIT, overflowing, or repeated with a different value.
     ContentLength,
     /// Any Transfer-Encoding other than one `chunked` header.
@@ -193,6 +196,7 @@ impl ParseError {
             ParseError::TooManyHeaders => "too many header fields",
             ParseError::UriTooLong => "request-target too long",
             ParseError::MissingHost => "missing or repeated Host header",
+            ParseError::InvalidHost => "invalid Host header",
             ParseError::ContentLength => "invalid Content-Length",
             ParseError::TransferEncoding => "unsupported Transfer-Encoding",
             ParseError::LengthAndEncoding => "both Content-Length and Transfer-Encoding",

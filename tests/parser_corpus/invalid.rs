@@ -146,6 +146,31 @@ pub(super) fn semantic() -> Vec<Case> {
             st(E::MissingHost),
         ),
         case(
+            "host_list",
+            "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n",
+            st(E::InvalidHost),
+        ),
+        case(
+            "host_space",
+            "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            st(E::InvalidHost),
+        ),
+        case(
+            "host_path",
+            "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            st(E::InvalidHost),
+        ),
+        case(
+            "host_userinfo",
+            "GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+            st(E::InvalidHost),
+        ),
+        case(
+            "host_bad_port",
+            "GET / HTTP/1.1\r\nHost: a:99999\r\n\r\n",
+            st(E::InvalidHost),
+        ),
+        case(
             "two_hosts_http10",
             "GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n",
             st(E::MissingHost),

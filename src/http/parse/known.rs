@@ -81,6 +81,9 @@ impl<'a> KnownHeaders<'a> {
         if self.host.is_some() {
             return Err(ParseError::MissingHost);
         }
+        if !super::host::valid(value) {
+            return Err(ParseError::InvalidHost);
+        }
         self.host = Some(value);
         Ok(())
     }
