@@ -31,6 +31,10 @@ pub const DEFAULT_HISTORY_BYTES: usize = 4 << 20;
 pub const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(3600);
 /// Frames queued for one subscriber before it is evicted as slow.
 pub const DEFAULT_MAX_QUEUED_FRAMES: usize = 1024;
+/// The byte side of the same bound: frames are shared, but a reader that stopped keeps
+/// every frame it holds alive after the others have sent it. Four times the default
+/// history of one topic, so a resume's replay (which counts) fits with room to spare.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 << 20;
 /// Kernel send buffer per subscriber (the kernel doubles it for bookkeeping). Bounded so a
 /// reader that stopped reading pins at most this much kernel memory; autotuning would let
 /// it grow to `tcp_wmem` max (4 MiB).
@@ -87,6 +91,8 @@ pub struct Config {
     pub keepalive_timeout: Duration,
     pub write_timeout: Duration,
     pub max_queued_frames: usize,
+    /// Bytes a subscriber that is not reading may have queued before it is evicted.
+    pub max_queued_bytes: usize,
     /// SO_SNDBUF for subscribers; None keeps the kernel's autotuning.
     pub sndbuf: Option<usize>,
     /// Close streams after this long (with a jittered `retry:`) so load rebalances.
@@ -143,6 +149,7 @@ impl Config {
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             max_queued_frames: DEFAULT_MAX_QUEUED_FRAMES,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             sndbuf: Some(DEFAULT_SNDBUF),
             max_lifetime: None,
             drain: DEFAULT_DRAIN,
@@ -182,6 +189,9 @@ impl Config {
         }
         if self.max_queued_frames == 0 {
             return Err("--max-queued-frames must be at least 1".into());
+        }
+        if self.max_queued_bytes < 64 << 10 {
+            return Err("--max-queued-bytes must be at least 64KiB".into());
         }
         if !(1..=crate::topic::MAX_TOPICS_CAP).contains(&self.max_topics) {
             return Err(format!(
@@ -241,7 +251,7 @@ setters! {
     max_head_bytes: usize, max_target_bytes: usize, max_headers: usize,
     max_topics: usize, max_event_bytes: usize, max_batch_bytes: usize, retry: Duration, heartbeat: Duration,
     handshake_timeout: Duration, keepalive_timeout: Duration, write_timeout: Duration,
-    max_queued_frames: usize, sndbuf: Option<usize>, max_lifetime: Option<Duration>,
+    max_queued_frames: usize, max_queued_bytes: usize, sndbuf: Option<usize>, max_lifetime: Option<Duration>,
     drain: Duration, history: usize, history_bytes: usize, history_ttl: Duration,
     publish_token: Option<String>, ring_entries: u32, flush_batch: usize, max_lag: Duration, tick: Duration, base_path: String,
     auth: Option<Arc<Auth>>, public_topics: Vec<Pattern>, cors: Option<Arc<Cors>>,

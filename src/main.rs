@@ -72,6 +72,9 @@ struct Flags {
     /// Frames queued for one subscriber before it is evicted (slow).
     #[arg(long, env = "RINGCAST_MAX_QUEUED_FRAMES", default_value_t = config::DEFAULT_MAX_QUEUED_FRAMES)]
     max_queued_frames: usize,
+    /// Bytes queued for one subscriber that is not reading before it is evicted (slow).
+    #[arg(long, env = "RINGCAST_MAX_QUEUED_BYTES", default_value = "16MiB", value_parser = parse_size)]
+    max_queued_bytes: usize,
     /// Kernel send buffer per subscriber (SO_SNDBUF); 0 keeps the kernel's autotuning.
     #[arg(long, env = "RINGCAST_SNDBUF", default_value = "128KiB", value_parser = parse_size)]
     sndbuf: usize,
@@ -238,6 +241,7 @@ impl Flags {
             .keepalive_timeout(self.keepalive_timeout)
             .write_timeout(self.write_timeout)
             .max_queued_frames(self.max_queued_frames)
+            .max_queued_bytes(self.max_queued_bytes)
             .sndbuf((self.sndbuf > 0).then_some(self.sndbuf))
             .max_lifetime(self.max_lifetime)
             .drain(self.drain)

@@ -104,6 +104,13 @@ impl Conn {
         self.phase
     }
 
+    /// Whether its queued frames have waited at least `after` ticks (at tick `now`)
+    /// without the kernel taking any of them: the peer stopped reading. A reader that
+    /// reads, however slowly, moves `stalled_since` at every write that makes progress.
+    pub fn stuck(&self, now: u32, after: u32) -> bool {
+        self.stalled_since != 0 && now.wrapping_sub(self.stalled_since) >= after
+    }
+
     /// Every phase change goes through here; the lifecycle only moves forward:
     /// Request → Stream → Draining → Closing, with Closing reachable from each.
     pub fn enter(&mut self, next: Phase) {

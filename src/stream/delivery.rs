@@ -3,7 +3,7 @@
 //! frame, unless that subscriber already has it or is over its bound.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use slab::Slab;
@@ -21,6 +21,34 @@ use crate::stream::{DirtyList, Writes};
 /// 20 ms of CPU here, and a new connection waited 100 ms for its accept. Unbounded, one
 /// turn took every batch that had piled up during the last one, up to 225 ms.
 pub const FANOUT_BUDGET: usize = 8 << 10;
+
+/// Without progress for this long, a subscriber's writes count as stuck: it no longer
+/// counts towards a hot topic or a saturated worker, so the publish gate never paces
+/// anyone for a connection that stopped reading; its own bound evicts it. Longer than
+/// the longest turn measured here (a 1 KiB fan-out pass over 19,000 subscribers on two
+/// workers, 150–300 ms), since a reader's progress is seen only when its worker reaps
+/// the completion.
+pub const STUCK_AFTER: Duration = Duration::from_secs(1);
+
+/// A topic is hot on a worker only with at least this many of its subscribers there
+/// behind while still reading: pacing a publisher is the answer to subscribers that
+/// together cannot keep up, and a few slow ones are better evicted (they resume with
+/// `Last-Event-ID`) than allowed to pace a publisher that other topics share.
+pub const HOT_MIN: usize = 8;
+
+/// What a subscriber may hold before it is evicted, and when its writes count as
+/// stuck; in ticks of the worker's clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    /// `--max-queued-frames`.
+    pub frames: usize,
+    /// `--max-queued-bytes`.
+    pub bytes: usize,
+    /// The tick of this fan-out.
+    pub now: u32,
+    /// [`STUCK_AFTER`] in ticks.
+    pub stuck_after: u32,
+}
 
 /// A worker's fan-out between turns: where the last turn stopped, who was found over
 /// their bound, and when the batches fanned out were published.
@@ -46,7 +74,7 @@ impl Fanout {
         hub: &Hub,
         conns: &mut Slab<Conn>,
         writes: &mut Writes,
-        max_queued: usize,
+        bound: &Bound,
     ) -> u64 {
         inbox.begin_drain();
         let (mut queued, mut budget) = (0u64, FANOUT_BUDGET);
@@ -69,7 +97,7 @@ impl Fanout {
                     break;
                 }
                 let dirty = writes.dirty();
-                let fanned = fan_out(hub, conns, dirty, &mut self.found, event, max_queued);
+                let fanned = fan_out(hub, conns, dirty, &mut self.found, event, bound);
                 // Frames queued stand for the visits: a subscriber that already had the
                 // event costs only a comparison.
                 budget = budget.saturating_sub((fanned as usize).max(1));
@@ -133,26 +161,29 @@ pub struct Found {
 
 /// Queues one event for every local subscriber of its topics: a reference-count bump
 /// and a queue push each. Connections that got their first frame of the turn go on
-/// `dirty`; slow readers over `max_queued` go on `found.evict` (see [`queue`]), and a
+/// `dirty`; slow readers over their bound go on `found.evict` (see [`queue`]), and a
 /// topic whose hot flag changed goes on `found.flips`. Returns the number queued.
+///
+/// A topic is hot while most of its subscribers that still read (none [`Conn::stuck`])
+/// hold over half their frame bound, and they are at least [`HOT_MIN`].
 pub fn fan_out(
     hub: &Hub,
     conns: &mut Slab<Conn>,
     dirty: &mut DirtyList,
     found: &mut Found,
     event: &Event,
-    max_queued: usize,
+    bound: &Bound,
 ) -> u64 {
-    let deep_queue = max_queued / 2;
+    let deep_queue = bound.frames / 2;
     let mut queued = 0;
     for topic in &event.topics {
         let Some((subs, hot)) = hub.entry(topic) else {
             continue;
         };
-        let mut deep = 0;
+        let (mut deep, mut reading) = (0, 0);
         for sub in subs {
             let conn = &mut conns[sub.conn as usize];
-            match queue(conn, event.id, &event.frame, max_queued) {
+            match queue(conn, event.id, &event.frame, bound) {
                 Queued::Yes => {
                     queued += 1;
                     dirty.mark(conn, sub.conn);
@@ -160,9 +191,12 @@ pub fn fan_out(
                 Queued::Over => found.evict.push(sub.conn),
                 Queued::No => {}
             }
-            deep += usize::from(conn.out.len() > deep_queue);
+            if !conn.stuck(bound.now, bound.stuck_after) {
+                reading += 1;
+                deep += usize::from(conn.out.len() > deep_queue);
+            }
         }
-        let now_hot = deep * 2 > subs.len();
+        let now_hot = deep >= HOT_MIN && deep * 2 > reading;
         if now_hot != hot.get() {
             hot.set(now_hot);
             found.flips.push((topic.clone(), now_hot));
@@ -188,19 +222,20 @@ pub const BOUND_WHILE_READING: usize = 4;
 /// event published to several of its topics arrive once, and makes the seam between a
 /// replay and live events gap- and duplicate-free.
 ///
-/// A subscriber is over its bound, and evicted as slow, when `max_queued` frames wait
-/// while the kernel has not taken its last write (a send parked on a full socket buffer,
-/// or refused with EAGAIN: it is not reading). One whose frames wait only for the worker
-/// gets [`BOUND_WHILE_READING`] times the room. (The loop reaps completions before it
-/// fans out, so a finished write no longer counts as in flight here.)
-fn queue(conn: &mut Conn, id: u64, frame: &Bytes, max_queued: usize) -> Queued {
+/// A subscriber is over its bound, and evicted as slow, when `bound.frames` frames or
+/// `bound.bytes` bytes wait while the kernel has not taken its last write (a send
+/// parked on a full socket buffer, or refused with EAGAIN: it is not reading). One
+/// whose frames wait only for the worker gets [`BOUND_WHILE_READING`] times the room.
+/// (The loop reaps completions before it fans out, so a finished write no longer
+/// counts as in flight here.)
+fn queue(conn: &mut Conn, id: u64, frame: &Bytes, bound: &Bound) -> Queued {
     if id <= conn.last_id || conn.phase() != Phase::Stream || conn.has(flags::EVICT) {
         return Queued::No;
     }
     conn.last_id = id;
-    let len = conn.out.len();
-    let stuck = conn.has(flags::WRITING) || conn.has(flags::BLOCKED);
-    if len >= max_queued && (stuck || len >= max_queued * BOUND_WHILE_READING) {
+    let held = conn.has(flags::WRITING) || conn.has(flags::BLOCKED);
+    let room = if held { 1 } else { BOUND_WHILE_READING };
+    if conn.out.len() >= bound.frames * room || conn.out.bytes() >= bound.bytes * room {
         conn.set(flags::EVICT);
         return Queued::Over;
     }
@@ -215,6 +250,13 @@ mod tests {
     use std::sync::Arc;
 
     const BOUND: usize = 8;
+    /// Frames of 9 bytes: the byte bound is never the one hit, unless a test sets it.
+    const LIMITS: Bound = Bound {
+        frames: BOUND,
+        bytes: 1 << 20,
+        now: 1000,
+        stuck_after: 100,
+    };
 
     fn setup(n: usize) -> (Hub, Slab<Conn>) {
         let (mut hub, mut conns) = (Hub::default(), Slab::new());
@@ -245,7 +287,7 @@ mod tests {
                 topics: smallvec![Arc::from("t")],
                 frame: Bytes::from_static(b"data: x\n\n"),
             };
-            fan_out(hub, conns, &mut dirty, &mut found, &event, BOUND);
+            fan_out(hub, conns, &mut dirty, &mut found, &event, &LIMITS);
         }
         found
     }
@@ -283,29 +325,73 @@ mod tests {
                 topics: smallvec![Arc::from("t")],
                 frame: Bytes::from_static(b"data: x\n\n"),
             };
-            fan_out(&hub, &mut conns, &mut dirty, &mut found, &event, BOUND);
+            fan_out(&hub, &mut conns, &mut dirty, &mut found, &event, &LIMITS);
         }
         let listed: Vec<(u32, u32)> = dirty.iter().map(|d| (d.key, d.since)).collect();
         assert_eq!(listed, [(0, 10), (1, 10), (2, 10)]);
     }
 
     #[test]
-    fn a_topic_is_hot_while_most_of_its_subscribers_hold_over_half_their_bound() {
-        let (hub, mut conns) = setup(3);
+    fn a_reader_holding_its_byte_bound_is_over_it() {
+        let (hub, mut conns) = setup(1);
+        conns[0].set(flags::WRITING);
+        let (mut dirty, mut found) = (DirtyList::default(), Found::default());
+        let bound = Bound {
+            bytes: 25,
+            ..LIMITS
+        };
+        for id in 1..=4 {
+            let event = Event {
+                id,
+                topics: smallvec![Arc::from("t")],
+                frame: Bytes::from_static(b"data: x\n\n"),
+            };
+            fan_out(&hub, &mut conns, &mut dirty, &mut found, &event, &bound);
+        }
+        // 9, 18, 27 bytes queued; the fourth frame finds 27 >= 25.
+        assert_eq!((conns[0].out.len(), found.evict.as_slice()), (3, &[0][..]));
+    }
+
+    #[test]
+    fn a_topic_is_hot_while_most_of_its_readers_hold_over_half_their_bound() {
+        let n = HOT_MIN + 2;
+        let (hub, mut conns) = setup(n);
         let half = (BOUND / 2) as u64;
         assert!(publish_found(&hub, &mut conns, 1..=half).flips.is_empty());
-        // Two of three past half their bound: hot, reported once.
-        conns[2].out = Default::default();
+        // All but two past half their bound: hot, reported once.
+        conns[0].out = Default::default();
+        conns[1].out = Default::default();
         let found = publish_found(&hub, &mut conns, half + 1..=half + 1);
         assert_eq!(found.flips, [(Arc::from("t"), true)]);
         assert!(publish_found(&hub, &mut conns, half + 2..=half + 2)
             .flips
             .is_empty());
         // Written out: cool again at the next fan-out.
-        for key in 0..3 {
+        for key in 0..n {
             conns[key].out = Default::default();
         }
         let found = publish_found(&hub, &mut conns, half + 3..=half + 3);
         assert_eq!(found.flips, [(Arc::from("t"), false)]);
+    }
+
+    #[test]
+    fn few_deep_readers_or_stuck_ones_never_make_a_topic_hot() {
+        // Fewer than HOT_MIN, all deep: evicted at their bound, never pacing anyone.
+        let (hub, mut conns) = setup(HOT_MIN - 1);
+        let found = publish_found(&hub, &mut conns, 1..=BOUND as u64);
+        assert!(found.flips.is_empty());
+        // Enough of them, but stuck (no write progress for `stuck_after`): not hot.
+        let (hub, mut conns) = setup(HOT_MIN * 2);
+        for (_, conn) in conns.iter_mut() {
+            conn.stalled_since = LIMITS.now - LIMITS.stuck_after;
+        }
+        let found = publish_found(&hub, &mut conns, 1..=BOUND as u64);
+        assert!(found.flips.is_empty(), "stuck readers made the topic hot");
+        // The same readers, progressing a tick ago: hot.
+        for (_, conn) in conns.iter_mut() {
+            conn.stalled_since = LIMITS.now - 1;
+        }
+        let found = publish_found(&hub, &mut conns, BOUND as u64 + 1..=BOUND as u64 + 1);
+        assert_eq!(found.flips, [(Arc::from("t"), true)]);
     }
 }

@@ -182,16 +182,18 @@ impl Writes {
 
     /// Starts a write for up to `batch` dirty connections that have none in flight,
     /// oldest first, and submits them with one system call. `now` is the tick a write
-    /// starts at; queues past `deep_queue` frames count towards saturation.
+    /// starts at; queues past `deep_queue` frames count towards saturation, unless
+    /// their writes are stuck (no progress for `stuck_after` ticks, see [`Conn::stuck`]).
     pub fn flush(
         &mut self,
         conns: &mut Slab<Conn>,
         batch: usize,
         deep_queue: usize,
-        now: u32,
+        (now, stuck_after): (u32, u32),
     ) -> Flushed {
         // Every subscriber with frames waiting is sampled, written to now or still
-        // waiting for the kernel to take its last write.
+        // waiting for the kernel to take its last write; one that stopped reading is
+        // not a sign of the worker's load, and is left to its own bound.
         let (mut lag, mut sampled, mut deep, mut started) = (0, 0, 0, 0);
         for _ in 0..batch {
             let Some(Dirty { key, since }) = self.dirty.pop() else {
@@ -203,7 +205,7 @@ impl Writes {
             };
             conn.clear(flags::DIRTY);
             let frames = conn.out.len();
-            if frames > 0 && conn.phase() == Phase::Stream {
+            if frames > 0 && conn.phase() == Phase::Stream && !conn.stuck(now, stuck_after) {
                 sampled += 1;
                 deep += usize::from(frames > deep_queue);
             }

@@ -29,6 +29,8 @@ pub enum Out {
 #[derive(Default)]
 pub struct Queue {
     frames: VecDeque<Bytes>,
+    /// Bytes of `frames` not yet written.
+    bytes: usize,
     /// The iovecs of the write in flight; untouched until its completion.
     iov: Vec<libc::iovec>,
 }
@@ -47,6 +49,15 @@ impl Out {
         }
     }
 
+    /// Bytes queued and not yet written, including the ones in flight.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Out::Empty => 0,
+            Out::One(frame) => frame.len(),
+            Out::Many(q) => q.bytes,
+        }
+    }
+
     pub fn push(&mut self, frame: Bytes) {
         match self {
             Out::Empty => *self = Out::One(frame),
@@ -56,11 +67,15 @@ impl Out {
                 };
                 let mut q = Box::<Queue>::default();
                 q.frames.reserve(4);
+                q.bytes = first.len() + frame.len();
                 q.frames.push_back(first);
                 q.frames.push_back(frame);
                 *self = Out::Many(q);
             }
-            Out::Many(q) => q.frames.push_back(frame),
+            Out::Many(q) => {
+                q.bytes += frame.len();
+                q.frames.push_back(frame);
+            }
         }
     }
 
@@ -74,6 +89,7 @@ impl Out {
             Out::One(frame) => q.frames.push_back(frame),
             Out::Many(rest) => q.frames.extend(rest.frames),
         }
+        q.bytes = q.frames.iter().map(Bytes::len).sum();
         *self = match q.frames.len() {
             0 => Out::Empty,
             1 => Out::One(q.frames.pop_front().expect("one frame")),
@@ -123,6 +139,7 @@ impl Out {
                 }
             }
             Out::Many(q) => {
+                q.bytes -= n.min(q.bytes);
                 while n > 0 {
                     let Some(front) = q.frames.front_mut() else {
                         debug_assert!(false, "wrote {n} bytes more than queued");
@@ -182,11 +199,16 @@ mod tests {
         for f in [&b"ab"[..], b"cd", b"ef"] {
             out.push(Bytes::from_static(f));
         }
-        assert_eq!(out.len(), 3);
+        assert_eq!((out.len(), out.bytes()), (3, 6));
         assert_eq!(queued_bytes(&mut out), b"abcdef");
         out.consume(3);
         assert_eq!(queued_bytes(&mut out), b"def");
+        assert_eq!(out.bytes(), 3);
+        out.prepend(vec![Bytes::from_static(b"z")]);
+        assert_eq!(out.bytes(), 4);
+        out.consume(1);
         out.push(Bytes::from_static(b"gh"));
+        assert_eq!(out.bytes(), 5);
         out.consume(5);
         assert!(out.is_empty(), "a drained queue frees its box");
     }

@@ -9,6 +9,7 @@ use super::Worker;
 use crate::broadcast::frame::HEARTBEAT;
 use crate::conn::lifecycle::{self, Fired};
 use crate::conn::{flags, CloseReason};
+use crate::stream::delivery::{Bound, STUCK_AFTER};
 use crate::stream::{Settled, REAP_CHECK, REAP_TIME};
 use crate::sys;
 
@@ -47,13 +48,19 @@ impl Worker {
     /// hot or cool, and evicts the subscribers it found over their bound.
     pub(super) fn drain_inbox(&mut self) {
         let inbox = &self.shared.inboxes[self.index];
-        let max_queued = self.shared.config.max_queued_frames;
+        let cfg = &self.shared.config;
+        let bound = Bound {
+            frames: cfg.max_queued_frames,
+            bytes: cfg.max_queued_bytes,
+            now: self.timers.now() as u32,
+            stuck_after: self.timers.ticks(STUCK_AFTER) as u32,
+        };
         let queued = self.fanout.run(
             inbox,
             &self.hub,
             &mut self.conns,
             &mut self.writes,
-            max_queued,
+            &bound,
         );
         self.stats().frames.add(queued);
         let found = self.fanout.found();
@@ -105,7 +112,8 @@ impl Worker {
         let cfg = &self.shared.config;
         let (batch, deep) = (cfg.flush_batch, cfg.max_queued_frames / 2);
         let now = self.timers.now() as u32;
-        let flushed = self.writes.flush(&mut self.conns, batch, deep, now);
+        let stuck_after = self.timers.ticks(STUCK_AFTER) as u32;
+        let flushed = self.writes.flush(&mut self.conns, batch, deep, (now, stuck_after));
         let stats = &self.shared.stats[self.index];
         stats.writes.add(flushed.started);
         stats.lag.set(u64::from(flushed.lag_ms));
