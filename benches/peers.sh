@@ -75,12 +75,14 @@ SCENARIOS=(
     idle-1k connect-19k idle-10k idle-19k
     fanout-r100-64B fanout-r100-1KiB fanout-r1000-64B fanout-r1000-1KiB
     fanout-max-64B fanout-max-1KiB saturated-admission latency-r2 latency-r5 latency-r10
+    slow-base slow-100
 )
 
 scenario_args() {
     local name="$1" n19=19000 n10=10000 n1=1000 d_idle=3s d_fan=10s d_sat=5s d_lat=20s drain=10s
+    local d_slow=30s
     if ((QUICK)); then
-        n19=1000 n10=300 n1=100 d_idle=1s d_fan=2s d_sat=2s d_lat=3s drain=3s
+        n19=1000 n10=300 n1=100 d_idle=1s d_fan=2s d_sat=2s d_lat=3s drain=3s d_slow=5s
     fi
     local fan="fanout -n $n19 -t 1 --connect-rate 5000 --drain-timeout $drain"
     case "$name" in
@@ -104,6 +106,11 @@ scenario_args() {
         # every server published at in full, with nothing lost.
         latency-r[0-9]*)
             echo "fanout -n $n19 -t 1 --connect-rate 5000 -r ${name#latency-r} -p 64 -d $d_lat --drain-timeout 5s" ;;
+        # One stuck reader must cost only itself: 10,000 readers of a 1 KiB stream at
+        # 50 events/s, without (slow-base) and with (slow-100) 100 more subscribers
+        # (4 KiB receive buffers) that stop reading 3 s into publishing, until the drain.
+        slow-base) echo "fanout -n $n10 -t 1 --connect-rate 5000 -r 50 -p 1KiB -d $d_slow --drain-timeout 5s" ;;
+        slow-100) echo "slow -n $((n10 + n10 / 100)) -t 1 --connect-rate 5000 -r 50 -p 1KiB -d $d_slow --slow-share 0.0099 --slow-after 3s --drain-timeout 5s" ;;
         *) return 1 ;;
     esac
 }
@@ -222,6 +229,22 @@ stop_server() {
     fi
     CUR_SERVER="" CUR_CHILD="" CUR_PIDS=""
 }
+# ringcast's slow evictions over time: "<seconds since start> <count>" at every change,
+# from /metrics every 250 ms (a background job of the run, killed when loadgen ends).
+sample_evictions() {
+    local port="$1" t0 last="" n
+    t0="$(date +%s.%N)"
+    while :; do
+        n="$(curl -s --max-time 1 "http://127.0.0.1:$port/metrics" |
+            sed -n 's/^ringcast_closes_total{reason="slow"} //p')"
+        if [[ -n "$n" && "$n" != "$last" ]]; then
+            awk -v now="$(date +%s.%N)" -v t0="$t0" -v n="$n" 'BEGIN { printf "%.2f %s\n", now - t0, n }'
+            last="$n"
+        fi
+        sleep 0.25
+    done
+}
+
 trap 'stop_server' EXIT
 trap 'echo "peers.sh: interrupted" >&2; exit 130' INT TERM
 
@@ -341,9 +364,15 @@ for ((rep = 1; rep <= REPS; rep++)); do
             lg_args+=(--target "$(target_of "$server")" --server "http://127.0.0.1:${PORT[$server]}"
                 --src-ips "$SRC_IPS" "${pid_args[@]}" --json "$OUT/$base.json" --quiet)
             started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+            sampler=""
+            if [[ "$scenario" == slow-* && "$server" == ringcast* ]]; then
+                sample_evictions "${PORT[$server]}" >"$OUT/$base.evictions" &
+                sampler=$!
+            fi
             rc=0
             timeout --kill-after=10 "$BOUND" "$BIN/loadgen" "${lg_args[@]}" \
                 >"$OUT/$base.log" 2>&1 || rc=$?
+            [[ -z "$sampler" ]] || { kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true; }
             load_after="$(loadavg)"
             pids_used="$CUR_PIDS"
             stop_server
