@@ -19,7 +19,7 @@ use ringcast::broadcast::frame::Draft;
 use ringcast::broadcast::hub::{Hub, Link};
 use ringcast::broadcast::inbox::Event;
 use ringcast::conn::{flags, Conn, Phase};
-use ringcast::stream::delivery::{fan_out, Found};
+use ringcast::stream::delivery::{fan_out, Bound, Found};
 use ringcast::stream::DirtyList;
 use slab::Slab;
 use smallvec::smallvec;
@@ -27,6 +27,15 @@ use smallvec::smallvec;
 const TOPIC: &str = "news";
 /// The server's default `--max-queued-frames`; never reached here (queues start empty).
 const MAX_QUEUED: usize = 1024;
+
+/// The per-subscriber bound of the fan-out: frames as above, bytes as the default, and
+/// no subscriber ever stuck (tick 0).
+const BOUND: Bound = Bound {
+    frames: MAX_QUEUED,
+    bytes: 16 << 20,
+    now: 0,
+    stuck_after: u32::MAX,
+};
 /// Inputs built per timed batch are capped at about this many subscribers in total, so
 /// a batch of small inputs amortises the clock reads without holding gigabytes.
 const SUBSCRIBERS_PER_BATCH: usize = 100_000;
@@ -90,7 +99,7 @@ fn bench_subscribers(c: &mut Criterion, n: usize) {
         &mut w.dirty,
         &mut w.found,
         &event,
-        MAX_QUEUED,
+        &BOUND,
     );
     assert_eq!(
         (queued, w.dirty.len(), w.found.evict.len()),
@@ -131,7 +140,7 @@ fn bench_subscribers(c: &mut Criterion, n: usize) {
                     &mut w.dirty,
                     &mut w.found,
                     black_box(&event),
-                    MAX_QUEUED,
+                    &BOUND,
                 );
                 assert_eq!(queued, n as u64);
                 w

@@ -9,14 +9,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::broadcast::frame::Body;
 use crate::broadcast::history::Bounds;
 use crate::broadcast::inbox::Inbox;
 use crate::broadcast::sequencer::Sequencer;
 use crate::cluster::Cluster;
 use crate::config::{Config, Driver};
+use crate::conn::route::{preamble, stream_head};
 use crate::metrics::WorkerStats;
 use crate::shared::Shared;
 use crate::stream::plane::Plane;
@@ -76,9 +77,7 @@ impl Server {
             bytes: config.history_bytes,
             ttl_ms: config.history_ttl.as_millis() as u64,
         };
-        let head = crate::conn::route::stream_head().streaming();
-        let mut preamble = head;
-        preamble.extend_from_slice(format!("retry: {}\n\n", config.retry.as_millis()).as_bytes());
+        let preamble = |body| preamble(stream_head(), body, config.retry);
         let (sequencer, cluster) = match &config.cluster {
             None => (Arc::new(Sequencer::new(inboxes.clone(), bounds)), None),
             Some(settings) => {
@@ -95,7 +94,7 @@ impl Server {
             stats: (0..workers).map(|_| WorkerStats::default()).collect(),
             open: AtomicUsize::new(0),
             max_connections,
-            stream_preamble: Bytes::from(preamble),
+            stream_preamble: [preamble(Body::Chunked), preamble(Body::Close)],
             draining: AtomicBool::new(false),
             hot: Default::default(),
             heavy: Default::default(),

@@ -25,8 +25,9 @@ pub struct Shared {
     /// Open connections in the process, against `max_connections`.
     pub open: AtomicUsize,
     pub max_connections: usize,
-    /// The response head and `retry:` frame every subscriber starts with.
-    pub stream_preamble: Bytes,
+    /// The response head and `retry:` line every subscriber starts with, for each body
+    /// framing (index: `Body as usize`, chunked first); CORS heads are built per request.
+    pub stream_preamble: [Bytes; 2],
     pub(crate) draining: AtomicBool,
     /// Topics whose subscribers are saturated, and topics with many subscribers, for
     /// the publish gate (see [`Capacity`]).

@@ -10,7 +10,7 @@ use common::{id_of, Client, Server, Sse};
 
 const HEAD: &str =
     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
-                    X-Accel-Buffering: no\r\nConnection: close\r\n\r\n";
+                    X-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
 
 #[test]
 fn the_stream_starts_with_the_exact_head_and_retry() {
@@ -19,9 +19,62 @@ fn the_stream_starts_with_the_exact_head_and_retry() {
     assert_eq!(sub.head(), HEAD);
     common::eventually("the retry frame", || {
         sub.next_within(Duration::from_millis(10));
-        sub.body() == b"retry: 2500\n\n"
+        sub.wire_body() == b"c\r\nretry: 2500\n\r\n"
     });
     assert_eq!(sub.retry, Some(2500));
+}
+
+/// Every byte of a stream's life, chunk framing included: head, `retry:` (no blank line),
+/// an event, a heartbeat (`:` and no blank line), and the planned close at the stream's
+/// maximum lifetime (a jittered `retry:` hint, then the last chunk).
+#[test]
+fn a_whole_stream_on_the_wire_is_exact_chunks() {
+    let server = Server::start(&[
+        "--workers", "1", "--retry", "1000ms", "--heartbeat", "300ms", "--max-lifetime", "1500ms",
+    ]);
+    let mut sub = server.subscribe("topic=w");
+    assert_eq!(sub.head(), HEAD);
+    common::eventually("subscribed", || server.metric("ringcast_subscribers") == 1);
+    let (status, body) = server.publish("topic=w&event=e", b"hi");
+    assert_eq!(status, 202);
+    let id = id_of(&body);
+    assert_eq!(sub.next().data, "hi");
+    let events = sub.until_closed(Duration::from_secs(10));
+    assert!(events.is_empty(), "nothing but the one event: {events:?}");
+    assert!(sub.ended, "a planned close ends with the last chunk");
+    let wire = String::from_utf8(sub.wire_body().to_vec()).unwrap();
+    let block = format!("id: {id}\nevent: e\ndata: hi\n\n");
+    let start = format!("c\r\nretry: 1000\n\r\n{:x}\r\n{block}\r\n", block.len());
+    let rest = wire.strip_prefix(&start).unwrap_or_else(|| panic!("{wire:?}"));
+    let beats = rest.matches("2\r\n:\n\r\n").count();
+    let close = rest.trim_start_matches("2\r\n:\n\r\n");
+    assert!(beats >= 2, "heartbeats every 300 ms of a 1.5 s stream: {wire:?}");
+    // `retry: 1xxx\n` is 12 bytes: one chunk of size c.
+    let hint = close
+        .strip_prefix("c\r\nretry: 1")
+        .and_then(|r| r.strip_suffix("\n\r\n0\r\n\r\n"))
+        .unwrap_or_else(|| panic!("the close: {close:?}"));
+    assert!(hint.len() == 3 && hint.bytes().all(|b| b.is_ascii_digit()), "{close:?}");
+}
+
+/// An HTTP/1.0 request has no chunked encoding: the same stream, delimited by the close.
+#[test]
+fn an_http_1_0_stream_is_the_same_bytes_without_chunks() {
+    let server = Server::start(&["--workers", "1", "--retry", "2000ms"]);
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"GET /events?topic=old HTTP/1.0\r\n\r\n").unwrap();
+    common::eventually("subscribed", || server.metric("ringcast_subscribers") == 1);
+    let (_, body) = server.publish("topic=old", b"a\nb");
+    let id = id_of(&body);
+    server.signal(libc::SIGTERM);
+    let raw = common::read_to_close(&mut s);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(!head.contains("Transfer-Encoding"), "{head}");
+    let hint = body
+        .strip_prefix(&format!("retry: 2000\nid: {id}\ndata: a\ndata: b\n\nretry: "))
+        .and_then(|r| r.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("{body:?}"));
+    assert!(hint.parse::<u64>().is_ok_and(|ms| (2000..4000).contains(&ms)), "{body:?}");
 }
 
 #[test]
@@ -42,7 +95,7 @@ fn a_published_event_arrives_as_the_exact_frame() {
             id: id.to_string()
         }
     );
-    let expected = format!("retry: 3000\n\nid: {id}\nevent: update\ndata: hello\n\n");
+    let expected = format!("retry: 3000\nid: {id}\nevent: update\ndata: hello\n\n");
     assert_eq!(String::from_utf8_lossy(sub.body()), expected);
 }
 

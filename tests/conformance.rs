@@ -98,7 +98,7 @@ struct RequestSeen {
 struct ConnectionSeen {
     last_event_id_sent: Option<String>,
     status: u16,
-    /// The `retry:` hints of that stream: the initial one and the one at its end.
+    /// The `retry:` hints httpx-sse reported with that stream's events.
     retry: Vec<u64>,
 }
 
@@ -155,17 +155,11 @@ fn httpx_sse_receives_exactly_and_resumes_with_last_event_id() {
     assert_eq!(sent, [&None, &last_live], "{}", run.json);
     for c in connections {
         assert_eq!(c.status, 200, "{}", run.json);
-        let [first, last] = c.retry[..] else {
-            panic!("a retry hint at the start and at the end: {}", run.json)
-        };
-        assert_eq!(
-            first, RETRY_MS,
-            "the stream starts with the configured hint"
-        );
-        assert!(
-            (RETRY_MS..2 * RETRY_MS).contains(&last),
-            "the closing hint is jittered above the base: {last}"
-        );
+        // The stream's `retry:` line joins the first event's block, so httpx-sse reports
+        // it with that event. The closing hint starts a block the close leaves unfinished:
+        // a parser that applies fields as it reads them (an EventSource) takes it, httpx-sse
+        // drops it, and neither reports an event for it.
+        assert_eq!(c.retry, [RETRY_MS], "the configured hint, once: {}", run.json);
     }
 }
 

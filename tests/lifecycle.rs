@@ -48,7 +48,9 @@ fn a_quiet_stream_gets_heartbeats_and_a_busy_one_does_not() {
         busy.comments, 0,
         "a stream that receives events gets no heartbeat"
     );
-    assert!(String::from_utf8_lossy(quiet.body()).contains(":\n\n"));
+    let body = String::from_utf8_lossy(quiet.body()).into_owned();
+    assert!(body.contains("\n:\n"), "{body:?}");
+    assert!(!body.contains(":\n\n"), "a heartbeat is one comment line, no blank line: {body:?}");
 }
 
 #[test]
@@ -123,6 +125,7 @@ fn streams_end_at_their_maximum_lifetime_with_a_jittered_retry() {
         s.head();
         let events = s.until_closed(Duration::from_secs(10));
         assert!(events.is_empty());
+        assert!(s.ended, "a planned close ends with the last chunk");
         let body = String::from_utf8_lossy(s.body()).into_owned();
         let last = body.trim_end().rsplit('\n').next().unwrap().to_string();
         let ms: u64 = last
@@ -193,16 +196,13 @@ fn sigterm_drains_every_subscriber_with_a_retry_then_exits_zero() {
         );
         assert_eq!(events[0].id, id.to_string());
         let body = String::from_utf8_lossy(s.body()).into_owned();
-        assert!(
-            body.ends_with("\n\n")
-                && body
-                    .trim_end()
-                    .rsplit('\n')
-                    .next()
-                    .unwrap()
-                    .starts_with("retry: "),
-            "{body:?}"
-        );
+        assert!(s.ended, "the drain ends each stream with the last chunk: {body:?}");
+        let hint = body
+            .strip_suffix('\n')
+            .and_then(|b| b.rsplit_once("\n\nretry: "))
+            .map(|(_, ms)| ms)
+            .unwrap_or_else(|| panic!("a retry hint after the event, last: {body:?}"));
+        assert!(hint.parse::<u64>().is_ok(), "{body:?}");
     }
     let status = server
         .wait_exit(Duration::from_secs(10))

@@ -2,8 +2,11 @@
 //! checker written here (and itself tested on crafted bad streams): no BOM, valid
 //! UTF-8, every line ended by LF alone, only the fields `id`, `event`, `data`, `retry`
 //! or a `:` comment, ids without CR, LF or NUL, `retry` values ASCII digits only,
-//! heartbeats as comment-only blocks, `id`/`event` never without `data` (the client
-//! would fire nothing), and every block ended by a blank line with nothing after it.
+//! `id`/`event` never without `data` (the client would fire nothing), no blank line that
+//! ends a block without `data` (several client libraries report that as an empty event:
+//! heartbeats are single comment lines, and `retry:` joins the next event's block), and
+//! every event block ended by a blank line. Only a block of `retry:` and comments may be
+//! left open at the close: a client drops it and reports nothing.
 //!
 //! The streams come from a server with heartbeats, named and multi-line events, a gap
 //! frame, a replay, and both ways a stream ends with a `retry:` hint (maximum lifetime
@@ -30,7 +33,11 @@ enum Rule {
     BadRetry,
     /// A block with `id` or `event` but no `data`: clients dispatch nothing for it.
     NoData,
-    /// Bytes after the last blank line: a block clients would never dispatch.
+    /// A blank line ends a block without `data` (comments or `retry:` alone): several
+    /// client libraries report it as an empty event.
+    EmptyBlock,
+    /// Bytes after the last blank line that a client would have dispatched as an event
+    /// (or a cut line): an event lost at the close.
     Unterminated,
 }
 
@@ -46,7 +53,7 @@ struct Violation {
 struct Blocks {
     /// Blocks that dispatch an event (they have `data`).
     events: usize,
-    /// Blocks of comments only.
+    /// Comment lines (heartbeats).
     heartbeats: usize,
     /// Every `retry` value.
     retries: Vec<u64>,
@@ -90,17 +97,17 @@ fn check(stream: &[u8]) -> Result<Blocks, Violation> {
             if open.id_or_event && !open.data {
                 return broke(Rule::NoData, n);
             }
-            if open.data {
-                blocks.events += 1;
-            } else if open.lines > 0 && open.comments == open.lines {
-                blocks.heartbeats += 1;
+            if open.lines > 0 && !open.data {
+                return broke(Rule::EmptyBlock, n);
             }
+            blocks.events += usize::from(open.data);
             open = Open::default();
             continue;
         }
         open.lines += 1;
         if line.starts_with(':') {
             open.comments += 1;
+            blocks.heartbeats += 1;
         } else {
             // A line without a colon is a field name with an empty value.
             let (field, value) = line.split_once(':').unwrap_or((line, ""));
@@ -122,7 +129,7 @@ fn check(stream: &[u8]) -> Result<Blocks, Violation> {
             return broke(Rule::CrInLine, n);
         }
     }
-    if !rest.is_empty() || open.lines > 0 {
+    if !rest.is_empty() || open.data || open.id_or_event {
         return broke(Rule::Unterminated, lines.len() + 1);
     }
     Ok(blocks)
@@ -130,13 +137,13 @@ fn check(stream: &[u8]) -> Result<Blocks, Violation> {
 
 #[test]
 fn the_checker_accepts_a_well_formed_stream() {
-    let stream = "retry: 300\n\n:\n\nid: 7\nevent: update\ndata: a\ndata:\ndata:  x\n\n\
-                  event: gap\ndata: {}\n\n: note\n:\n\nid: 8\ndata\n\nretry: 450\n\n";
+    let stream = "retry: 300\n:\nid: 7\nevent: update\ndata: a\ndata:\ndata:  x\n\n\
+                  event: gap\ndata: {}\n\n: note\n:\nid: 8\ndata\n\nretry: 450\n";
     assert_eq!(
         check(stream.as_bytes()),
         Ok(Blocks {
             events: 3,
-            heartbeats: 2,
+            heartbeats: 3,
             retries: vec![300, 450],
             ids: vec!["7".into(), "8".into()],
         })
@@ -150,8 +157,8 @@ fn the_checker_accepts_a_well_formed_stream() {
 
 #[test]
 fn the_checker_names_each_broken_rule_and_its_line() {
-    let cases: [(&[u8], Rule, usize); 16] = [
-        (b"\xEF\xBB\xBFretry: 1\n\n", Rule::Bom, 1),
+    let cases: [(&[u8], Rule, usize); 20] = [
+        (b"\xEF\xBB\xBFretry: 1\n", Rule::Bom, 1),
         (b"data: ok\n\ndata: \xFF\n\n", Rule::NotUtf8, 3),
         (b"data: a\r\n\r\n", Rule::CrInLine, 1),
         (b"data: a\rdata: b\n\n", Rule::CrInLine, 1),
@@ -161,12 +168,16 @@ fn the_checker_names_each_broken_rule_and_its_line() {
         (b" data: a\n\n", Rule::UnknownField, 1),
         (b"id: 1\0\ndata: a\n\n", Rule::BadId, 1),
         (b"id: 1\r\ndata: a\n\n", Rule::BadId, 1),
-        (b"retry: 12a\n\n", Rule::BadRetry, 1),
-        (b"retry: -5\n\nretry:\n\n", Rule::BadRetry, 1),
-        (b"retry: 1\n\nretry\n\n", Rule::BadRetry, 3),
+        (b"retry: 12a\n", Rule::BadRetry, 1),
+        (b"retry: -5\nretry:\n", Rule::BadRetry, 1),
+        (b"retry: 1\nretry\n", Rule::BadRetry, 2),
         (b"id: 5\nevent: e\n\n", Rule::NoData, 3),
+        (b"retry: 3000\n\n", Rule::EmptyBlock, 2),
+        (b"data: a\n\n:\n\n", Rule::EmptyBlock, 4),
+        (b":\n: two\n\ndata: a\n\n", Rule::EmptyBlock, 3),
         (b"id: 5\ndata: a\n", Rule::Unterminated, 3),
         (b"data: a\n\ndata: b", Rule::Unterminated, 3),
+        (b"retry: 1\nid: 5\n", Rule::Unterminated, 3),
     ];
     for (stream, rule, line) in cases {
         assert_eq!(
@@ -261,7 +272,7 @@ fn streams_ended_by_lifetime_keep_every_rule_with_gaps_replays_and_heartbeats() 
     assert_eq!(
         (gap_blocks.heartbeats + replay_blocks.heartbeats) as u64,
         server.metric("ringcast_heartbeats_total"),
-        "every heartbeat sent is a comment-only block"
+        "every heartbeat sent is one comment line"
     );
     assert_eq!(server.metric("ringcast_replay_gaps_total"), 1);
 }

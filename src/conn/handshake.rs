@@ -37,8 +37,9 @@ const CAPACITY_POLL: Duration = Duration::from_millis(1);
 
 /// How a connection's task ends.
 enum End {
-    /// Hand the connection to the data plane as a subscriber.
-    Stream(Subscribe),
+    /// Hand the connection to the data plane as a subscriber (boxed: once per stream, and
+    /// it keeps every `Result<_, End>` of the request path small).
+    Stream(Box<Subscribe>),
     /// Write this last answer, linger, close.
     Answer(Vec<u8>, CloseReason),
     /// Close without a word.
@@ -100,7 +101,7 @@ impl Http {
                     let _ = sub;
                     return self.refuse(503, "shutting down".into());
                 }
-                Route::Subscribe(sub) => return End::Stream(sub),
+                Route::Subscribe(sub) => return End::Stream(Box::new(sub)),
                 Route::Refuse(status, why) => return self.refuse(status, why),
                 Route::Answer {
                     status,

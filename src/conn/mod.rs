@@ -14,8 +14,10 @@ pub mod subscribe;
 
 use std::os::fd::RawFd;
 
+use bytes::Bytes;
 use smallvec::SmallVec;
 
+use crate::broadcast::frame::Body;
 use crate::broadcast::hub::Link;
 use crate::stream::out::Out;
 
@@ -54,6 +56,9 @@ pub mod flags {
     pub const ANSWERING: u16 = 1 << 8;
     /// Follows `sys:stats`: its close lowers the count that keeps the stream going.
     pub const STATS: u16 = 1 << 6;
+    /// An HTTP/1.0 stream: its body is delimited by the close, so frames go out without
+    /// their chunk framing.
+    pub const CLOSE_DELIMITED: u16 = 1 << 9;
 }
 
 /// One connection's state: about 90 bytes for an idle subscriber.
@@ -137,6 +142,23 @@ impl Conn {
 
     pub fn clear(&mut self, flag: u16) {
         self.flags &= !flag;
+    }
+
+    /// How this stream's body is delimited (chunks, or the close for HTTP/1.0).
+    pub fn body(&self) -> Body {
+        match self.has(flags::CLOSE_DELIMITED) {
+            true => Body::Close,
+            false => Body::Chunked,
+        }
+    }
+
+    /// Queues a (chunk-framed) frame as this stream sends it.
+    pub fn queue(&mut self, frame: &Bytes) {
+        let frame = match self.has(flags::CLOSE_DELIMITED) {
+            false => frame.clone(),
+            true => Body::Close.frame(frame),
+        };
+        self.out.push(frame);
     }
 
     /// Whether the kernel still holds references to this entry's buffers or token.

@@ -278,9 +278,7 @@ pub fn batch<'a>(
         if topics.is_empty() {
             return Err(bad("no topic".into()));
         }
-        if topics.len() > target.max_topics
-            || !topics.iter().all(|t| valid_topic(t.as_bytes()))
-        {
+        if topics.len() > target.max_topics || !topics.iter().all(|t| valid_topic(t.as_bytes())) {
             return Err(bad(QueryError::BadTopic.reason().into()));
         }
         for topic in &topics {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::publish::{self, Refusal, Target};
 use super::subscribe::Subscribe;
 use crate::auth::AuthError;
+use crate::broadcast::frame::{retry_frame, Body};
 use crate::http::parse::{self, Limits, Method, RequestHead, Status};
 use crate::http::response::Response;
 use crate::page;
@@ -179,10 +180,15 @@ fn subscribe(head: &RequestHead<'_>, shared: &Shared, cors: Option<&str>) -> Rou
             Err(e) => return Route::Refuse(e.status(), e.reason().into()),
         }
     }
+    if head.minor_version == 0 {
+        sub.body = Body::Close;
+    }
     if let (Some(allowed), Some(c)) = (cors, &cfg.cors) {
-        let mut head = c.apply(stream_head(), allowed).streaming();
-        head.extend_from_slice(format!("retry: {}\n\n", cfg.retry.as_millis()).as_bytes());
-        sub.head = Some(Bytes::from(head));
+        sub.head = Some(preamble(
+            c.apply(stream_head(), allowed),
+            sub.body,
+            cfg.retry,
+        ));
     }
     Route::Subscribe(sub)
 }
@@ -193,6 +199,18 @@ pub fn stream_head() -> Response {
         .header("Content-Type", "text/event-stream")
         .header("Cache-Control", "no-cache")
         .header("X-Accel-Buffering", "no")
+}
+
+/// What a stream starts with: its response head (`head`, plus the framing of `body`) and
+/// the `retry:` line, which joins the first event's block.
+pub fn preamble(head: Response, body: Body, retry: std::time::Duration) -> Bytes {
+    let retry = retry_frame(retry.as_millis() as u64);
+    let mut bytes = match body {
+        Body::Chunked => head.header("Transfer-Encoding", "chunked").streaming(),
+        Body::Close => head.streaming(),
+    };
+    bytes.extend_from_slice(&body.frame(&retry));
+    Bytes::from(bytes)
 }
 
 /// `POST /publish`: who is publishing, where to, and how the body is framed.

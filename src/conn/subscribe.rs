@@ -4,8 +4,7 @@
 
 use bytes::Bytes;
 
-use crate::broadcast::frame::gap_frame;
-use crate::broadcast::frame::Draft;
+use crate::broadcast::frame::{gap_frame, Body, Draft};
 use crate::broadcast::sequencer::Replay;
 use crate::cluster::Fetched;
 use crate::http::query;
@@ -25,6 +24,8 @@ pub struct Subscribe {
     pub head: Option<Bytes>,
     /// Seconds until the subscriber's token expires; the stream ends then.
     pub expires_in: Option<u64>,
+    /// Chunks (HTTP/1.1), or the close (HTTP/1.0).
+    pub body: Body,
 }
 
 impl Subscribe {
@@ -60,6 +61,7 @@ impl Subscribe {
             access_token,
             head: None,
             expires_in: None,
+            body: Body::Chunked,
         })
     }
 }
@@ -74,7 +76,8 @@ pub struct RemoteResume {
 }
 
 /// The frames a new subscriber gets before live events: its response head
-/// (`preamble`), a gap notice when its resume point is older than history, its replay.
+/// (`preamble`), a gap notice when its resume point is older than history, its replay;
+/// each as the request's body framing sends it.
 pub fn first_frames(
     preamble: Bytes,
     request: &Subscribe,
@@ -85,11 +88,11 @@ pub fn first_frames(
     first.push(preamble);
     if let Some(oldest) = replay.gap {
         let sent = request.last_event_id.as_deref().unwrap_or_default();
-        first.push(gap_frame(sent, oldest));
+        first.push(request.body.frame(&gap_frame(sent, oldest)));
         stats.replay_gaps.add(1);
     }
     stats.replayed.add(replay.frames.len() as u64);
-    first.extend(pack(replay.frames));
+    first.extend(pack(replay.frames, request.body));
     first
 }
 
@@ -107,7 +110,7 @@ pub fn fetched_frames(
     let mut first = vec![preamble];
     let fetched = fetched.unwrap_or_default();
     if !fetched.contiguous || crate::broadcast::sequencer::parse_id(sent).is_none() {
-        first.push(gap_frame(sent, fetched.oldest));
+        first.push(request.body.frame(&gap_frame(sent, fetched.oldest)));
         stats.replay_gaps.add(1);
     }
     let frames: Vec<Bytes> = fetched
@@ -119,7 +122,7 @@ pub fn fetched_frames(
         })
         .collect();
     stats.replayed.add(frames.len() as u64);
-    first.extend(pack(frames));
+    first.extend(pack(frames, request.body));
     first
 }
 
@@ -133,13 +136,14 @@ const REPLAY_UNPACKED: usize = 8;
 /// the slow-reader bound, which is meant for frames the reader falls behind on, and would
 /// take a write per 64 of them. One copy per resume buys both back; the live fan-out
 /// still shares frames without copying.
-fn pack(frames: Vec<Bytes>) -> Vec<Bytes> {
+fn pack(frames: Vec<Bytes>, body: Body) -> Vec<Bytes> {
     if frames.len() <= REPLAY_UNPACKED {
-        return frames;
+        return frames.iter().map(|f| body.frame(f)).collect();
     }
     let mut chunks = Vec::new();
     let mut chunk = bytes::BytesMut::new();
     for frame in frames {
+        let frame = body.frame(&frame);
         if !chunk.is_empty() && chunk.len() + frame.len() > REPLAY_CHUNK {
             chunks.push(chunk.split().freeze());
         }
@@ -205,10 +209,10 @@ mod tests {
     #[test]
     fn long_replays_are_packed_in_order_and_short_ones_kept() {
         let frames: Vec<Bytes> = (0..3000)
-            .map(|i| Bytes::from(format!("id: {i}\ndata: {}\n\n", "x".repeat(40))))
+            .map(|i| Draft::new(None, "x".repeat(40).as_bytes()).finish(i))
             .collect();
         let whole: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
-        let packed = pack(frames.clone());
+        let packed = pack(frames.clone(), Body::Chunked);
         assert!(packed.len() < 5, "{} chunks", packed.len());
         assert!(packed.iter().all(|c| c.len() <= REPLAY_CHUNK));
         assert_eq!(
@@ -219,19 +223,32 @@ mod tests {
             whole
         );
         let few = frames[..3].to_vec();
-        assert_eq!(pack(few.clone()), few);
-        assert!(pack(Vec::new()).is_empty());
+        assert_eq!(pack(few.clone(), Body::Chunked), few);
+        assert!(pack(Vec::new(), Body::Chunked).is_empty());
+        let unframed: Vec<u8> = pack(frames.clone(), Body::Close).concat();
+        assert!(
+            unframed.starts_with(b"id: 0\ndata: xxx"),
+            "HTTP/1.0 replays carry no chunk framing"
+        );
+        assert_eq!(
+            unframed.len(),
+            whole.len()
+                - frames
+                    .iter()
+                    .map(|f| f.len() - Body::Close.frame(f).len())
+                    .sum::<usize>()
+        );
     }
 
     #[test]
     fn gap_frames_escape_what_was_sent() {
-        let f = gap_frame(b"a\"b\\c\x01", Some(7));
+        let f = Body::Close.frame(&gap_frame(b"a\"b\\c\x01", Some(7)));
         assert_eq!(
             &f[..],
             b"event: gap\ndata: {\"last_event_id\":\"a\\\"b\\\\c\\u0001\",\"oldest_id\":\"7\"}\n\n"
         );
         assert_eq!(
-            &gap_frame(b"x", None)[..],
+            &Body::Close.frame(&gap_frame(b"x", None))[..],
             b"event: gap\ndata: {\"last_event_id\":\"x\",\"oldest_id\":null}\n\n"
         );
     }

@@ -143,7 +143,9 @@ fn notify(
             .collect(),
     };
     for key in keys {
-        writes.push(&mut conns[key as usize], key, frame.clone());
+        let conn = &mut conns[key as usize];
+        let frame = conn.body().frame(frame);
+        writes.push(conn, key, frame);
     }
 }
 
@@ -239,7 +241,7 @@ fn queue(conn: &mut Conn, id: u64, frame: &Bytes, bound: &Bound) -> Queued {
         conn.set(flags::EVICT);
         return Queued::Over;
     }
-    conn.out.push(frame.clone());
+    conn.queue(frame);
     Queued::Yes
 }
 

@@ -166,7 +166,8 @@ impl Writes {
         &mut self.dirty
     }
 
-    /// Queues a frame that carries no event id (a heartbeat, a notice) and lists `conn`.
+    /// Queues a frame that carries no event id (a heartbeat, a notice), already framed as
+    /// `conn`'s body is ([`Conn::body`]), and lists `conn`.
     pub fn push(&mut self, conn: &mut Conn, key: u32, frame: Bytes) {
         conn.out.push(frame);
         self.dirty.mark(conn, key);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Worker;
+use crate::broadcast::frame::closing_frame;
 use crate::conn::lifecycle;
 use crate::conn::{flags, CloseReason, Conn, Phase};
 use crate::stream::plane::Token;
@@ -144,7 +145,7 @@ impl Worker {
         if conn.stalled_since == 0 {
             conn.stalled_since = now.max(1);
         }
-        let frame = Bytes::from(format!("retry: {}\n\n", retry + jitter));
+        let frame = closing_frame(retry + jitter, conn.body());
         self.writes.push(conn, key, frame);
         self.schedule(key);
     }

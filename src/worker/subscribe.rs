@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::Worker;
+use crate::broadcast::frame::Body;
 use crate::broadcast::sequencer::Replay;
 use crate::cluster::Fetched;
 use crate::conn::subscribe::{fetched_frames, first_frames, RemoteResume, Subscribe};
@@ -25,6 +26,9 @@ impl Worker {
             },
         };
         let ends_in = request.expires_in.map(std::time::Duration::from_secs);
+        if request.body == Body::Close {
+            self.conns[key as usize].set(flags::CLOSE_DELIMITED);
+        }
         if let Some(after) = replay.remote {
             self.conns[key as usize].set(flags::HELD);
             self.start_stream(key, &topics, replay.upto, [], ends_in);
@@ -85,6 +89,6 @@ impl Worker {
         request
             .head
             .clone()
-            .unwrap_or_else(|| self.shared.stream_preamble.clone())
+            .unwrap_or_else(|| self.shared.stream_preamble[request.body as usize].clone())
     }
 }

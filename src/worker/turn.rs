@@ -55,13 +55,9 @@ impl Worker {
             now: self.timers.now() as u32,
             stuck_after: self.timers.ticks(STUCK_AFTER) as u32,
         };
-        let queued = self.fanout.run(
-            inbox,
-            &self.hub,
-            &mut self.conns,
-            &mut self.writes,
-            &bound,
-        );
+        let queued = self
+            .fanout
+            .run(inbox, &self.hub, &mut self.conns, &mut self.writes, &bound);
         self.stats().frames.add(queued);
         let found = self.fanout.found();
         for (topic, hot) in &found.flips {
@@ -96,7 +92,8 @@ impl Worker {
             Fired::Close(reason) => return self.close(key, reason),
             Fired::End(reason) => self.end_stream(key, reason),
             Fired::Heartbeat => {
-                self.writes.push(conn, key, Bytes::from_static(HEARTBEAT));
+                let beat = conn.body().frame(&Bytes::from_static(HEARTBEAT));
+                self.writes.push(conn, key, beat);
                 self.stats().heartbeats.add(1);
             }
             Fired::Nothing => {}
@@ -113,7 +110,9 @@ impl Worker {
         let (batch, deep) = (cfg.flush_batch, cfg.max_queued_frames / 2);
         let now = self.timers.now() as u32;
         let stuck_after = self.timers.ticks(STUCK_AFTER) as u32;
-        let flushed = self.writes.flush(&mut self.conns, batch, deep, (now, stuck_after));
+        let flushed = self
+            .writes
+            .flush(&mut self.conns, batch, deep, (now, stuck_after));
         let stats = &self.shared.stats[self.index];
         stats.writes.add(flushed.started);
         stats.lag.set(u64::from(flushed.lag_ms));

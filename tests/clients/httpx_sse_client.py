@@ -53,12 +53,12 @@ def main() -> int:
                 if conn["status"] != 200:
                     give_up(f"status {conn['status']}")
                 for sse in es.iter_sse():
-                    # httpx-sse yields a block that holds only `retry:` as an event with
-                    # empty data; WHATWG dispatches nothing for it. It is a hint here.
-                    if sse.retry is not None and not sse.data:
+                    # Everything httpx-sse yields is reported as an event: a block that held
+                    # only `retry:` or a comment would show up here as a phantom one. The
+                    # hint rides on the event whose block it joined.
+                    if sse.retry is not None:
                         retry_ms = sse.retry
                         conn["retry"].append(sse.retry)
-                        continue
                     result["events"].append(
                         {
                             "type": sse.event,

@@ -1,6 +1,7 @@
 //! A subscriber over a raw socket, with an event-stream parser that follows the WHATWG
 //! HTML rules ("Interpreting an event stream") to the letter, so tests check what a
-//! conforming client sees, not what we meant to send.
+//! conforming client sees, not what we meant to send. A chunked body is decoded strictly
+//! (a framing error fails the test), so every test also checks the chunk framing.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,11 +21,19 @@ pub struct Event {
 
 pub struct Sse {
     pub stream: TcpStream,
-    /// Every byte received so far, head included (for exact-bytes assertions).
+    /// Every byte received so far, head included, chunk framing and all.
     pub raw: Vec<u8>,
     /// Where the body starts in `raw`.
     body_start: usize,
-    /// How far the parser has consumed `raw`.
+    /// The body without its chunk framing (the event stream a client parses).
+    decoded: Vec<u8>,
+    /// Whether the response is `Transfer-Encoding: chunked`; None until the head is in.
+    chunked: Option<bool>,
+    /// How far the chunk decoder has consumed `raw`.
+    unframed: usize,
+    /// The last chunk (`0\r\n\r\n`) came: a planned close.
+    pub ended: bool,
+    /// How far the parser has consumed `decoded`.
     pos: usize,
     data: String,
     event_type: String,
@@ -56,6 +65,10 @@ impl Sse {
             stream,
             raw: Vec::new(),
             body_start: 0,
+            decoded: Vec::new(),
+            chunked: None,
+            unframed: 0,
+            ended: false,
             pos: 0,
             data: String::new(),
             event_type: String::new(),
@@ -74,7 +87,10 @@ impl Sse {
         while self.body_start == 0 {
             if let Some(i) = super::find(&self.raw, b"\r\n\r\n") {
                 self.body_start = i + 4;
-                self.pos = self.body_start;
+                self.unframed = self.body_start;
+                let head = String::from_utf8_lossy(&self.raw[..i]).to_ascii_lowercase();
+                self.chunked = Some(head.contains("\r\ntransfer-encoding: chunked"));
+                self.unframe();
                 break;
             }
             assert!(
@@ -96,10 +112,60 @@ impl Sse {
         super::status_of(&self.head())
     }
 
-    /// Body bytes received so far.
+    /// Body bytes received so far, without chunk framing.
     pub fn body(&mut self) -> &[u8] {
         self.head();
+        &self.decoded
+    }
+
+    /// Body bytes received so far as they came on the wire (chunk framing included).
+    pub fn wire_body(&mut self) -> &[u8] {
+        self.head();
         &self.raw[self.body_start..]
+    }
+
+    /// Moves complete chunks from `raw` to `decoded`; fails the test on bad framing.
+    fn unframe(&mut self) {
+        let Some(chunked) = self.chunked else { return };
+        if !chunked {
+            self.decoded.extend_from_slice(&self.raw[self.unframed..]);
+            self.unframed = self.raw.len();
+            return;
+        }
+        loop {
+            let rest = &self.raw[self.unframed..];
+            let Some(eol) = super::find(rest, b"\r\n") else {
+                return;
+            };
+            let size = std::str::from_utf8(&rest[..eol])
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|s| usize::from_str_radix(s, 16).ok())
+                .unwrap_or_else(|| {
+                    panic!("bad chunk-size line: {:?}", String::from_utf8_lossy(rest))
+                });
+            assert!(
+                !self.ended,
+                "bytes after the last chunk: {:?}",
+                String::from_utf8_lossy(rest)
+            );
+            if rest.len() < eol + 2 + size + 2 {
+                return;
+            }
+            let data = &rest[eol + 2..eol + 2 + size];
+            assert_eq!(
+                &rest[eol + 2 + size..eol + 4 + size],
+                b"\r\n",
+                "a chunk must end in CRLF: {:?}",
+                String::from_utf8_lossy(rest)
+            );
+            if size == 0 {
+                self.ended = true;
+            } else {
+                self.decoded.extend_from_slice(data);
+            }
+            self.unframed += eol + 4 + size;
+        }
     }
 
     /// Reads once (up to the short socket timeout); false on close.
@@ -112,6 +178,7 @@ impl Sse {
             }
             Ok(n) => {
                 self.raw.extend_from_slice(&chunk[..n]);
+                self.unframe();
                 true
             }
             Err(e)
@@ -147,7 +214,7 @@ impl Sse {
     /// The next event; fails the test if none arrives in time.
     pub fn next(&mut self) -> Event {
         self.next_within(PATIENCE).unwrap_or_else(|| {
-            let body = &self.raw[self.body_start..];
+            let body = &self.decoded;
             let tail = &body[body.len().saturating_sub(600)..];
             panic!(
                 "no event (closed: {}); {} bytes so far, ending {:?}",
@@ -181,11 +248,11 @@ impl Sse {
 
     /// Processes complete lines; returns at the first dispatch.
     fn parse_one(&mut self) -> Option<Event> {
-        if self.pos == self.body_start && self.raw[self.pos..].starts_with(b"\xEF\xBB\xBF") {
+        if self.pos == 0 && self.decoded.starts_with(b"\xEF\xBB\xBF") {
             self.pos += 3;
         }
         loop {
-            let rest = &self.raw[self.pos..];
+            let rest = &self.decoded[self.pos..];
             let end = rest.iter().position(|&b| b == b'\n' || b == b'\r')?;
             // A CR at the very end may be the first half of CRLF: wait for more.
             if rest[end] == b'\r' && end + 1 == rest.len() && !self.closed {

@@ -24,10 +24,11 @@ fn publish(s: &Sequencer, topics: &[&str], data: &str) -> u64 {
     }])
 }
 
+/// The replayed frames' event blocks (without their chunk framing).
 fn replayed(r: &Replay) -> Vec<String> {
     r.frames
         .iter()
-        .map(|f| String::from_utf8(f.to_vec()).unwrap())
+        .map(|f| String::from_utf8(crate::broadcast::frame::unchunked(f).to_vec()).unwrap())
         .collect()
 }
 
