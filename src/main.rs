@@ -10,17 +10,21 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::CommandFactory;
 use ringcast::auth::{Auth, Pattern};
 use ringcast::config::{self, parse_base_path, parse_duration, parse_size, Config, Driver};
 use ringcast::cors::Cors;
 use ringcast::logging;
 
+mod flag_sources;
+
+use flag_sources::{with_config_file, with_environment};
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A Server-Sent Events server: subscribe with GET /events?topic=T, publish with
-/// POST /publish?topic=T. Every flag also reads RINGCAST_<FLAG> from the environment.
+/// POST /publish?topic=T. Every flag --foo-bar also reads RINGCAST_FOO_BAR from the
+/// environment.
 #[derive(Parser, Debug)]
 #[command(version, about, max_term_width = 100, args_override_self = true)]
 struct Flags {
@@ -134,14 +138,16 @@ struct Flags {
     /// Topic (or `prefix*`) anyone may subscribe to without a token (repeatable).
     #[arg(
         long = "public-topic",
-        env = "RINGCAST_PUBLIC_TOPICS",
+        env = "RINGCAST_PUBLIC_TOPIC",
+        value_name = "TOPIC",
         value_delimiter = ','
     )]
     public_topics: Vec<String>,
     /// Origin allowed to subscribe and publish cross-origin, or `*` (repeatable).
     #[arg(
         long = "cors-origin",
-        env = "RINGCAST_CORS_ORIGINS",
+        env = "RINGCAST_CORS_ORIGIN",
+        value_name = "ORIGIN",
         value_delimiter = ','
     )]
     cors_origins: Vec<String>,
@@ -269,69 +275,13 @@ impl Flags {
     }
 }
 
-/// Adds the options of a `--config` TOML file to the command line, ahead of it, except
-/// those also given as flags or environment variables (which take precedence).
-fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
-    let text_args: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let path = text_args
-        .iter()
-        .position(|a| a == "--config")
-        .and_then(|i| text_args.get(i + 1).cloned())
-        .or_else(|| {
-            text_args
-                .iter()
-                .find_map(|a| a.strip_prefix("--config=").map(str::to_owned))
-        })
-        .or_else(|| std::env::var("RINGCAST_CONFIG").ok());
-    let Some(path) = path else { return Ok(args) };
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("--config {path}: {e}"))?;
-    let table: toml::Table = text.parse().map_err(|e| format!("--config {path}: {e}"))?;
-    let command = Flags::command();
-    let mut extra = Vec::new();
-    for (key, value) in &table {
-        let name = key.replace('_', "-");
-        let arg = command
-            .get_arguments()
-            .find(|a| a.get_long() == Some(name.as_str()) && name != "config")
-            .ok_or_else(|| format!("--config {path}: unknown option `{key}`"))?;
-        let on_command_line = text_args
-            .iter()
-            .any(|a| *a == format!("--{name}") || a.starts_with(&format!("--{name}=")));
-        let in_environment = arg.get_env().is_some_and(|v| std::env::var_os(v).is_some());
-        if on_command_line || in_environment {
-            continue;
-        }
-        let values: Vec<&toml::Value> = match value {
-            toml::Value::Array(items) => items.iter().collect(),
-            one => vec![one],
-        };
-        for v in values {
-            match v {
-                toml::Value::Boolean(true) => extra.push(format!("--{name}")),
-                toml::Value::Boolean(false) => {}
-                toml::Value::String(s) => extra.push(format!("--{name}={s}")),
-                toml::Value::Integer(n) => extra.push(format!("--{name}={n}")),
-                other => {
-                    return Err(format!(
-                        "--config {path}: `{key}` has an unsupported value {other:?}"
-                    ))
-                }
-            }
-        }
-    }
-    let mut merged = vec![args[0].clone()];
-    merged.extend(extra.into_iter().map(OsString::from));
-    merged.extend(args.into_iter().skip(1));
-    Ok(merged)
-}
-
 fn main() -> ExitCode {
     // Before anything is allocated: see the function.
     ringcast::sys::disable_transparent_huge_pages();
-    let args = match with_config_file(std::env::args_os().collect()) {
+    // Clap reads each flag's own variable; this reads the `RINGCAST_*` names it would not.
+    let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let (args, env_notices) = with_environment(std::env::args_os().collect(), &env);
+    let args = match with_config_file(args) {
         Ok(args) => args,
         Err(e) => {
             eprintln!("ringcast: invalid configuration: {e}");
@@ -348,6 +298,9 @@ fn main() -> ExitCode {
         LogFormat::Json => logging::Format::Json,
     };
     logging::init(format, level);
+    for notice in &env_notices {
+        notice.log();
+    }
     let config = match flags.config() {
         Ok(c) => c,
         Err(e) => {

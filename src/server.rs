@@ -110,7 +110,8 @@ impl Server {
         }
         let driver = if uring { "io_uring" } else { "epoll" };
         log::info!(
-            version = env!("CARGO_PKG_VERSION"), listen:% = local_addr, workers = workers, driver = driver,
+            version = env!("CARGO_PKG_VERSION"), pid = std::process::id(), listen:% = local_addr,
+            workers = workers, driver = driver,
             max_connections = max_connections, nofile = nofile;
             "ringcast started"
         );

@@ -26,6 +26,9 @@ pub const EVENT: &str = "stats";
 
 /// Subscribers of [`TOPIC`] in the process, on every worker.
 static WATCHERS: AtomicUsize = AtomicUsize::new(0);
+/// How many times [`WATCHERS`] rose from 0: a stream that starts again after nobody
+/// watched measures its rates afresh, not over the time it was stopped.
+static STARTS: AtomicUsize = AtomicUsize::new(0);
 
 /// Counter totals when the last snapshot was taken, with the snapshot's own event and
 /// its deliveries already added, so that the next rates leave the stream itself out
@@ -35,6 +38,8 @@ struct Sample {
     at: Instant,
     published: u64,
     delivered: u64,
+    /// [`STARTS`] when taken: a sample of an earlier stream gives no rates.
+    start: usize,
 }
 
 thread_local! {
@@ -49,6 +54,7 @@ pub fn watch(shared: &Shared, topics: &[&str]) -> bool {
         return false;
     }
     if WATCHERS.fetch_add(1, Ordering::Relaxed) == 0 {
+        STARTS.fetch_add(1, Ordering::Relaxed);
         // Worker 0 may be parked with nothing to do: a turn lets its housekeeping start
         // the stream now rather than at its next unrelated wake-up.
         shared.inboxes[0].notify();
@@ -73,7 +79,8 @@ pub fn publish(shared: &Shared, started: Instant) {
         |f: fn(&crate::metrics::WorkerStats) -> u64| -> u64 { shared.stats.iter().map(f).sum() };
     let published = sum(|w| w.published.get());
     let delivered = sum(|w| w.frames.get());
-    let rates = LAST.get().map(|last| {
+    let start = STARTS.load(Ordering::Relaxed);
+    let rates = LAST.get().filter(|last| last.start == start).map(|last| {
         let secs = now.duration_since(last.at).as_secs_f64().max(1e-3);
         (
             published.saturating_sub(last.published) as f64 / secs,
@@ -107,6 +114,7 @@ pub fn publish(shared: &Shared, started: Instant) {
         at: now,
         published: published + 1,
         delivered: delivered + watchers as u64,
+        start,
     }));
 }
 
@@ -115,8 +123,8 @@ struct Snapshot {
     uptime_s: u64,
     connections: u64,
     subscribers: u64,
-    /// Events per second published and delivered since the last snapshot; None for the
-    /// first one.
+    /// Events per second published and delivered since the last snapshot; None (`null`
+    /// on the wire) for the first one of a stream, when no interval is measured yet.
     rates: Option<(f64, f64)>,
     workers: usize,
 }
