@@ -1,4 +1,4 @@
-// The `eventsource` package (v4, WHATWG EventSource on top of fetch) against ringcast.
+// The `eventsource` package (v5, WHATWG EventSource on top of fetch) against ringcast.
 // usage: node node_eventsource.mjs BASE_URL TOPIC COUNT
 // Prints one JSON document: what observe() recorded, plus the Last-Event-ID header of
 // every request the client made (seen through its `fetch` option).
