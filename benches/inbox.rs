@@ -195,7 +195,7 @@ fn handoff<H: Handoff>(q: &H, sent: &Arc<Batch>, iters: u64) -> Duration {
                 misses += 1;
                 // Two shared cores: hand the CPU back now and then, should the producer
                 // have lost it.
-                if misses % 256 == 0 {
+                if misses.is_multiple_of(256) {
                     std::thread::yield_now();
                 } else {
                     std::hint::spin_loop();

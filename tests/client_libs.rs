@@ -24,18 +24,12 @@
 
 mod common;
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{id_of, Server, PATIENCE};
+use common::clients::{node_program, python_program, Running};
+use common::{id_of, Server};
 use serde::Deserialize;
-
-const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
 
 /// Two workers, so the subscriber and the publisher may be on different ones; a 1 s
 /// heartbeat, so that [`QUIET`] spans two of them.
@@ -126,7 +120,7 @@ fn live(client: Command) {
         server.metric("ringcast_subscribers") == 1
     });
     let published = publish(&server, &EVENTS);
-    let (report, json) = client.finish();
+    let (report, json) = finish(client);
 
     let expected = seen(&EVENTS, &published);
     assert_eq!(
@@ -151,7 +145,7 @@ fn resume(client: Command) {
     });
     // Seen after the subscribe, so no later than it: a fair start for the bound.
     let subscribed = now_ms();
-    let (report, json) = client.finish();
+    let (report, json) = finish(client);
 
     let expected = seen(&EVENTS[2..], &published[2..]);
     assert_eq!(
@@ -240,152 +234,11 @@ fn now_ms() -> u64 {
     since.expect("a clock after 1970").as_millis() as u64
 }
 
-/// A client program under test, in its own process group so that nothing it starts
-/// outlives the test.
-struct Running {
-    child: Child,
-    stdout: Option<JoinHandle<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    fn spawn(command: &mut Command) -> Running {
-        let mut child = (command.stdin(Stdio::null()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
-        let mut out = child.stdout.take().expect("piped");
-        let mut err = child.stderr.take().expect("piped");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err.read_to_string(&mut text);
-            sink.lock().unwrap().push_str(&text);
-        });
-        let stdout = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = out.read_to_string(&mut text);
-            text
-        });
-        Running {
-            child,
-            stdout: Some(stdout),
-            stderr,
-        }
-    }
-
-    /// Polls `done` until it holds; fails if the client exits first or time runs out.
-    fn wait_for(&mut self, what: &str, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + PATIENCE;
-        while !done() {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                let out = self.stdout.take().map(|h| h.join().unwrap());
-                panic!(
-                    "the client exited ({status}) while waiting for {what}\nstdout: {}\nstderr: {}",
-                    out.unwrap_or_default(),
-                    self.stderr.lock().unwrap()
-                );
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits for the client to exit; returns its report, which it must have completed,
-    /// and its raw stdout.
-    fn finish(mut self) -> (Report, String) {
-        let status = self.wait_exit();
-        let json = self.stdout.take().expect("once").join().unwrap();
-        let stderr = self.stderr.lock().unwrap().clone();
-        let report: Report = serde_json::from_str(&json).unwrap_or_else(|e| {
-            panic!("no report from the client ({e}; {status})\nstdout: {json}\nstderr: {stderr}")
-        });
-        eprintln!("client: {}", report.client);
-        assert_eq!(
-            report.failure, None,
-            "the client failed: {json}\nstderr: {stderr}"
-        );
-        assert!(
-            status.success(),
-            "client {status}: {json}\nstderr: {stderr}"
-        );
-        assert_eq!(report.errors, [] as [String; 0], "the stream held: {json}");
-        (report, json)
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + CLIENT_LIMIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the client did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        // SAFETY: kill(2) on the process group of a child we started (its pid is the
-        // group id, from `process_group(0)`) and have not yet reaped.
-        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
-
-/// `node tests/clients/<script>`, after checking that node and `modules` are there.
-fn node_program(script: &str, modules: &[&str]) -> Command {
-    require_on_path(
-        "node",
-        "install Node.js 20 or later, then run tests/clients/install.sh",
-    );
-    for module in modules {
-        let manifest = Path::new(CLIENTS).join(format!("node_modules/{module}/package.json"));
-        assert!(
-            manifest.exists(),
-            "the node module `{module}` is missing from tests/clients/node_modules: \
-             run tests/clients/install.sh (npm ci with the pinned package-lock.json)"
-        );
-    }
-    let mut command = Command::new("node");
-    command.current_dir(CLIENTS).arg(script);
-    command
-}
-
-/// `python tests/clients/<script>` with the venv's interpreter when there is one, else
-/// `python3`, after checking that it can `import <imports>`.
-fn python_program(script: &str, imports: &str) -> Command {
-    let venv = Path::new(CLIENTS).join(".venv/bin/python");
-    let python = if venv.exists() {
-        venv.into_os_string()
-    } else {
-        require_on_path("python3", "install Python 3.11 or later");
-        "python3".into()
-    };
-    let status = Command::new(&python)
-        .args(["-c", &format!("import {imports}")])
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "{python:?} cannot import {imports}: run tests/clients/install.sh \
-         (it makes tests/clients/.venv from tests/clients/requirements.txt)"
-    );
-    let mut command = Command::new(python);
-    command.current_dir(CLIENTS).arg(script);
-    command
-}
-
-/// Fails the test, saying how to install `program`, unless it is on PATH.
-fn require_on_path(program: &str, how: &str) {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path).any(|dir| dir.join(program).is_file());
-    assert!(found, "`{program}` is not on PATH: {how}");
+/// Waits for the client's report; it must hold no failure and no error.
+fn finish(client: Running) -> (Report, String) {
+    let (report, json): (Report, String) = client.finish(CLIENT_LIMIT);
+    eprintln!("client: {}", report.client);
+    assert_eq!(report.failure, None, "the client failed: {json}");
+    assert_eq!(report.errors, [] as [String; 0], "the stream held: {json}");
+    (report, json)
 }

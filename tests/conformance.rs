@@ -18,18 +18,13 @@
 
 mod common;
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::{id_of, Server, PATIENCE};
+use common::clients::{node_program, python_program, require_on_path, Running};
+use common::{id_of, Server};
 use serde::Deserialize;
-
-const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients");
 
 /// Streams end after about 2 s with a retry hint of 1–2 s: the hint is the window in
 /// which the test publishes the missed events, wide enough for a slow, shared machine.
@@ -148,7 +143,10 @@ fn undici_eventsource_receives_exactly_and_resumes_by_itself() {
 
 #[test]
 fn httpx_sse_receives_exactly_and_resumes_with_last_event_id() {
-    let run = run_scenario(python_program("httpx_sse_client.py"), &[]);
+    let run = run_scenario(
+        python_program("httpx_sse_client.py", "httpx, httpx_sse"),
+        &[],
+    );
     let connections = run.report.connections.as_ref().expect("connections");
     let sent: Vec<_> = connections.iter().map(|c| &c.last_event_id_sent).collect();
     let last_live = Some(run.live_ids[LIVE.len() - 1].to_string());
@@ -159,7 +157,12 @@ fn httpx_sse_receives_exactly_and_resumes_with_last_event_id() {
         // it with that event. The closing hint starts a block the close leaves unfinished:
         // a parser that applies fields as it reads them (an EventSource) takes it, httpx-sse
         // drops it, and neither reports an event for it.
-        assert_eq!(c.retry, [RETRY_MS], "the configured hint, once: {}", run.json);
+        assert_eq!(
+            c.retry,
+            [RETRY_MS],
+            "the configured hint, once: {}",
+            run.json
+        );
     }
 }
 
@@ -193,7 +196,7 @@ fn run_scenario(mut client: Command, extra: &[&str]) -> Run {
         0,
         "the missed events were published while the client was away"
     );
-    let (report, json) = client.finish();
+    let (report, json): (Report, String) = client.finish(CLIENT_LIMIT);
     eprintln!("client: {}", report.client);
 
     assert_eq!(report.failure, None, "the client failed: {json}");
@@ -266,158 +269,6 @@ fn publish(server: &Server, events: &[(Option<&str>, &str)]) -> Vec<u64> {
             id_of(&body)
         })
         .collect()
-}
-
-/// A client program under test, in its own process group so that nothing it starts
-/// outlives the test.
-struct Running {
-    child: Child,
-    stdout: Option<JoinHandle<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    fn spawn(command: &mut Command) -> Running {
-        let mut child = (command.stdin(Stdio::null()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
-        let mut out = child.stdout.take().expect("piped");
-        let mut err = child.stderr.take().expect("piped");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = err.read_to_string(&mut text);
-            sink.lock().unwrap().push_str(&text);
-        });
-        let stdout = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = out.read_to_string(&mut text);
-            text
-        });
-        Running {
-            child,
-            stdout: Some(stdout),
-            stderr,
-        }
-    }
-
-    /// Polls `done` until it holds; fails if the client exits first or time runs out.
-    fn wait_for(&mut self, what: &str, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + PATIENCE;
-        while !done() {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                let out = self.stdout.take().map(|h| h.join().unwrap());
-                panic!(
-                    "the client exited ({status}) while waiting for {what}\nstdout: {}\nstderr: {}",
-                    out.unwrap_or_default(),
-                    self.stderr.lock().unwrap()
-                );
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits for the client to exit; returns its report and its raw stdout.
-    fn finish(mut self) -> (Report, String) {
-        let deadline = Instant::now() + CLIENT_LIMIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the client did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let json = self.stdout.take().expect("once").join().unwrap();
-        let stderr = self.stderr.lock().unwrap().clone();
-        let report = serde_json::from_str(&json).unwrap_or_else(|e| {
-            panic!("no report from the client ({e}; {status})\nstdout: {json}\nstderr: {stderr}")
-        });
-        assert!(
-            status.success(),
-            "client {status}: {json}\nstderr: {stderr}"
-        );
-        (report, json)
-    }
-
-    fn signal_group(&self, signal: i32) {
-        // SAFETY: kill(2) on the process group of a child we started (its pid is the
-        // group id, from `process_group(0)`) and have not yet reaped.
-        unsafe { libc::kill(-(self.child.id() as i32), signal) };
-    }
-}
-
-impl Drop for Running {
-    /// Asks politely first (Playwright closes the browser on SIGTERM), then kills.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        self.signal_group(libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.signal_group(libc::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
-/// `node tests/clients/<script>`, after checking that node and `modules` are there.
-fn node_program(script: &str, modules: &[&str]) -> Command {
-    require_on_path(
-        "node",
-        "install Node.js 20 or later, then run tests/clients/install.sh",
-    );
-    for module in modules {
-        let manifest = Path::new(CLIENTS).join(format!("node_modules/{module}/package.json"));
-        assert!(
-            manifest.exists(),
-            "the node module `{module}` is missing from tests/clients/node_modules: \
-             run tests/clients/install.sh (npm ci with the pinned package-lock.json)"
-        );
-    }
-    let mut command = Command::new("node");
-    command.current_dir(CLIENTS).arg(script);
-    command
-}
-
-/// `python tests/clients/<script>` with the venv's interpreter when there is one, else
-/// `python3`, after checking that it can import httpx and httpx-sse.
-fn python_program(script: &str) -> Command {
-    let venv = Path::new(CLIENTS).join(".venv/bin/python");
-    let python = if venv.exists() {
-        venv.into_os_string()
-    } else {
-        require_on_path("python3", "install Python 3.11 or later");
-        "python3".into()
-    };
-    let imports = Command::new(&python)
-        .args(["-c", "import httpx, httpx_sse"])
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        imports.is_ok_and(|s| s.success()),
-        "{python:?} cannot import httpx and httpx_sse: run tests/clients/install.sh \
-         (it makes tests/clients/.venv from tests/clients/requirements.txt)"
-    );
-    let mut command = Command::new(python);
-    command.current_dir(CLIENTS).arg(script);
-    command
-}
-
-/// Fails the test, saying how to install `program`, unless it is on PATH.
-fn require_on_path(program: &str, how: &str) {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path).any(|dir| dir.join(program).is_file());
-    assert!(found, "`{program}` is not on PATH: {how}");
 }
 
 /// `target/conformance/browser.png`, for reviewers.

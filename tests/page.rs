@@ -190,7 +190,7 @@ fn the_page_shows_ringcast_working_in_a_real_browser() {
     // the two the test waited for, maybe more on a slow machine.
     assert!(
         order.len() >= 6
-            && order.len() % 2 == 0
+            && order.len().is_multiple_of(2)
             && order[..2] == ["connecting", "open"]
             && order[2..].chunks(2).all(|c| c == ["reconnecting", "open"]),
         "{states:?}"

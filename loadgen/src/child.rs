@@ -170,7 +170,7 @@ fn watch(cp: &ChildPlan, progress: &[Arc<Progress>]) -> u64 {
                 rss_bytes: rss_ready,
             });
         }
-        if polls % PROGRESS_EVERY == 0 {
+        if polls.is_multiple_of(PROGRESS_EVERY) {
             send(&FromChild::Progress(snap));
         }
     }

@@ -188,7 +188,7 @@ async fn control(w: &Worker) {
         // 1. Learn when publishing started (slow phase, reconnect schedule).
         follow_start(w, &mut next_drop);
         // 2. Progress for the process's main thread.
-        report_progress(w, tick % 10 == 0);
+        report_progress(w, tick.is_multiple_of(10));
         // 3. Drops for the reconnect scenario.
         let now = mono_ns();
         if w.ctl.phase() == Phase::Running && now >= next_drop {

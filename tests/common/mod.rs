@@ -2,6 +2,7 @@
 //! chosen by the kernel, raw HTTP over `std::net`, and a spec-following SSE reader.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod redis;
 pub mod sse;
 
