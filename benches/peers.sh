@@ -4,12 +4,16 @@
 #
 # Usage: benches/peers.sh [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]]
 #                         [--reps N] [--out DIR] [--no-build] [--no-criterion] [--no-report]
+#                         [--base REV]
 #
 #   --quick          small N and short durations: a smoke test of the whole pipeline
 #   --only LIST      scenarios to run (default: all; see `--list`)
-#   --servers LIST   any of ringcast,ringcast-legacy,nchan,axum,floor (default:
+#   --servers LIST   any of ringcast,ringcast-legacy,ringcast-base,nchan,axum,floor (default:
 #                    ringcast,nchan,axum,floor, and ringcast-legacy for saturated-admission);
 #                    ringcast-legacy is ringcast on its epoll driver (--driver legacy)
+#   --base REV       the git revision that server ringcast-base is built from (exported
+#                    with `git archive` into target/base/REV, built there): a before/after
+#                    comparison of two commits in the same run
 #   --reps N         repetitions of every scenario (default 2; servers alternate within
 #                    each repetition, and the order rotates between repetitions)
 #   --out DIR        results directory (default target/bench-results/<UTC timestamp>)
@@ -44,6 +48,7 @@ BUILD=1
 CRITERION=1
 REPORT=1
 LIST=0
+BASE_REV=""
 ARGV=("$@")
 
 die() { echo "peers.sh: $*" >&2; exit 1; }
@@ -59,6 +64,7 @@ while [[ $# -gt 0 ]]; do
         --no-build) BUILD=0 ;;
         --no-criterion) CRITERION=0 ;;
         --no-report) REPORT=0 ;;
+        --base) BASE_REV="${2:?--base needs a git revision}"; shift ;;
         --list) LIST=1 ;;
         -h|--help) usage ;;
         *) echo "peers.sh: unknown argument '$1'" >&2; usage ;;
@@ -131,7 +137,9 @@ else
 fi
 IFS=, read -ra SERVER_LIST <<<"$SERVERS"
 for s in "${SERVER_LIST[@]}"; do
-    case "$s" in ringcast|ringcast-legacy|nchan|axum|floor) ;; *) die "unknown server '$s'" ;; esac
+    case "$s" in ringcast|ringcast-legacy|nchan|axum|floor) ;;
+        ringcast-base) [[ -n "$BASE_REV" ]] || die "ringcast-base needs --base REV" ;;
+        *) die "unknown server '$s'" ;; esac
 done
 
 # The servers a scenario runs on: the list, and with the default list the admission
@@ -146,7 +154,8 @@ servers_of() {
 }
 
 # --- servers -----------------------------------------------------------------------
-declare -A PORT=([ringcast]=29080 [ringcast-legacy]=29081 [axum]=29082 [floor]=29083 [nchan]=29084)
+declare -A PORT=([ringcast]=29080 [ringcast-legacy]=29081 [axum]=29082 [floor]=29083 [nchan]=29084
+    [ringcast-base]=29085)
 WORKERS=2
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET/release"
@@ -168,6 +177,7 @@ server_cmd() {
     case "$1" in
         ringcast) echo "$BIN/ringcast --listen 127.0.0.1:$port --workers $WORKERS --drain 1s" ;;
         ringcast-legacy) echo "$BIN/ringcast --listen 127.0.0.1:$port --workers $WORKERS --drain 1s --driver legacy" ;;
+        ringcast-base) echo "$BASE_BIN/ringcast --listen 127.0.0.1:$port --workers $WORKERS --drain 1s" ;;
         axum) echo "$BIN/axum-ref --listen 127.0.0.1:$port --workers $WORKERS" ;;
         floor) echo "$BIN/floor --listen 127.0.0.1:$port --workers $WORKERS" ;;
         nchan) echo "$NCHAN_SH start $port $OUT/nchan" ;;
@@ -261,6 +271,18 @@ fi
 for b in ringcast loadgen axum-ref floor; do
     [[ -x "$BIN/$b" ]] || die "$BIN/$b is missing (run without --no-build)"
 done
+if [[ -n "$BASE_REV" ]]; then
+    BASE_SHA="$(git rev-parse --verify "$BASE_REV^{commit}")" || die "--base: no revision '$BASE_REV'"
+    BASE_DIR="$TARGET/base/$BASE_SHA"
+    BASE_BIN="$BASE_DIR/target/release"
+    if [[ ! -x "$BASE_BIN/ringcast" ]]; then
+        rm -rf "$BASE_DIR" && mkdir -p "$BASE_DIR"
+        git archive "$BASE_SHA" | tar -x -C "$BASE_DIR"
+        cargo build --release --locked --bin ringcast --manifest-path "$BASE_DIR/Cargo.toml" \
+            --target-dir "$BASE_DIR/target"
+    fi
+    echo "peers.sh: ringcast-base is $BASE_REV ($BASE_SHA)"
+fi
 if [[ ",$SERVERS," == *,nchan,* ]]; then
     "$NCHAN_SH" install
 fi

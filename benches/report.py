@@ -31,9 +31,9 @@ BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
 SERVERS = ["ringcast", "nchan", "axum", "floor"]
 # ringcast on its epoll driver runs the admission scenario beside the peers; the other
 # tables compare the four servers above and leave it out (it shows in "Every run").
-ALL_SERVERS = ["ringcast", "ringcast-legacy", "nchan", "axum", "floor"]
-LABEL = {"ringcast": "ringcast", "ringcast-legacy": "ringcast --driver legacy", "nchan": "Nchan",
-         "axum": "axum-ref", "floor": "floor"}
+ALL_SERVERS = ["ringcast", "ringcast-legacy", "ringcast-base", "nchan", "axum", "floor"]
+LABEL = {"ringcast": "ringcast", "ringcast-legacy": "ringcast --driver legacy",
+         "ringcast-base": "ringcast at --base", "nchan": "Nchan", "axum": "axum-ref", "floor": "floor"}
 IDLE = [("idle-1k", "1,000"), ("idle-10k", "10,000"), ("idle-19k", "19,000")]
 FANOUT = [
     ("fanout-r100-64B", "100/s", "64 B"),
