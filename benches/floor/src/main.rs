@@ -5,10 +5,10 @@
 //! kernel's own cost:
 //!
 //! ```text
-//!  POST (keep-alive) ─► id + "id: <n>\ndata: <body>\n\n" built once as Bytes
+//!  POST (keep-alive) ─► id + "id: <n>\ndata: <body>\n\n" as one chunk, built once as Bytes
 //!        ─► pushed to every worker's inbox, one wake each
 //!        ─► each worker: one write_all of that Bytes per subscriber, no coalescing
-//!  GET ─► read to the blank line, answer the head + "retry: 3000\n\n", then only writes
+//!  GET ─► read to the blank line, answer the head + the chunk "retry: 3000\n", then only writes
 //! ```
 //!
 //! Thread-per-core on monoio's io_uring driver, one SO_REUSEPORT listener per worker.
@@ -40,7 +40,7 @@ use crate::fanout::Subscribers;
 
 /// What a subscriber gets before any event: the response head and a reconnect hint.
 const SUBSCRIBE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
-Cache-Control: no-cache\r\n\r\nretry: 3000\n\n";
+Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\nc\r\nretry: 3000\n\r\n";
 const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 /// A request head larger than this is refused (as ringcast's default `--max-head-bytes`).
@@ -97,10 +97,13 @@ impl Shared {
         let mut last_id = self.last_id.lock().expect("id lock poisoned");
         *last_id += 1;
         let id = *last_id;
-        let mut frame = Vec::with_capacity(data.len() + 32);
-        frame.extend_from_slice(format!("id: {id}\ndata: ").as_bytes());
+        // One chunk, as ringcast sends it: `<hex size>\r\n` block `\r\n`.
+        let lines = format!("id: {id}\ndata: ");
+        let size = lines.len() + data.len() + 2;
+        let mut frame = Vec::with_capacity(size + 16);
+        frame.extend_from_slice(format!("{size:x}\r\n{lines}").as_bytes());
         frame.extend_from_slice(data);
-        frame.extend_from_slice(b"\n\n");
+        frame.extend_from_slice(b"\n\n\r\n");
         let frame = Bytes::from(frame);
         for inbox in &self.inboxes {
             inbox.frames.push(frame.clone());
