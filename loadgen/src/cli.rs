@@ -141,6 +141,12 @@ pub struct PublishArgs {
     /// Publisher keep-alive connections (topics are split among them).
     #[arg(long, default_value_t = 1)]
     pub pub_conns: u32,
+    /// Requests in flight per publisher connection (HTTP/1.1 pipelining), 1 to 1024.
+    #[arg(long, default_value_t = 1)]
+    pub pub_pipeline: u32,
+    /// Events per publish request, 1 to 1024; above 1, ringcast's NDJSON batch (--target ringcast only).
+    #[arg(long, default_value_t = 1)]
+    pub pub_batch: u32,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +255,40 @@ pub(crate) mod tests {
         probe_timeout_zero: &["idle", "--probe-interval", "1s", "--probe-timeout", "0s"] => "--probe-timeout";
         probe_max_alone: &["fanout", "--probe-max-ms", "100"] => "needs --probe-interval";
         probe_path: &["idle", "--probe-interval", "1s", "--probe-healthz-path", "healthz"] => "--probe-healthz-path";
+        pipeline_zero: &["fanout", "--pub-pipeline", "0"] => "--pub-pipeline must be 1 to 1024";
+        pipeline_over: &["slow", "--pub-pipeline", "1025"] => "--pub-pipeline must be 1 to 1024";
+        batch_zero: &["fanout", "--pub-batch", "0"] => "--pub-batch must be 1 to 1024";
+        batch_over: &["reconnect", "--pub-batch", "1025"] => "--pub-batch must be 1 to 1024";
+        batch_nchan: &["fanout", "--target", "nchan", "--pub-batch", "2"] => "needs --target ringcast: nchan has no NDJSON batch";
+        batch_generic: &["fanout", "--target", "generic", "--sub-url", "/s/{topic}", "--pub-url", "/p/{topic}", "--pub-batch", "2"] => "needs --target ringcast: generic";
+        batch_pub_url: &["fanout", "--pub-batch", "2", "--pub-url", "/p?topic={topic}&d={data}"] => "drop --pub-url";
+        batch_pub_body: &["fanout", "--pub-batch", "2", "--pub-body", "[{data}]"] => "drop --pub-body";
+        batch_pub_method: &["fanout", "--pub-batch", "2", "--pub-method", "PUT"] => "drop --pub-method";
+        batch_too_large: &["fanout", "--pub-batch", "1024", "-p", "1MiB"] => "at most 64MiB";
+    }
+
+    #[test]
+    fn pipeline_and_batch_flags() {
+        let p = sample_plan_publish(&["fanout"]);
+        assert_eq!((p.pipeline, p.batch), (1, 1), "defaults");
+        let args = ["reconnect", "--pub-pipeline", "1024", "--pub-batch", "1024"];
+        let p = sample_plan_publish(&args);
+        assert_eq!((p.pipeline, p.batch), (1024, 1024));
+        // A batch of 1 is the single form, so any target and template may use it.
+        let args = [
+            "fanout",
+            "--target",
+            "nchan",
+            "--pub-batch",
+            "1",
+            "--pub-pipeline",
+            "8",
+        ];
+        assert_eq!(sample_plan_publish(&args).pipeline, 8);
+    }
+
+    fn sample_plan_publish(args: &[&str]) -> crate::plan::Publish {
+        plan_of(args).publish.expect("a publishing scenario")
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!                     │                   └─► worker (one monoio runtime per thread)
 //!                     │                          └─► subscriber::connect ──► subscriber::stream
 //!                     │                                (response, sse, payload) ──► subscriber::track ──► stats, hist
-//!                     ├─► publisher (templates from plan, payload with seq + send time)
+//!                     ├─► publisher: request ──► window ──► conn ──► answer
+//!                     │     (templates from plan, payload with seq + send time)
 //!                     ├─► probe (own thread: health, subscribe, publish on new connections)
 //!                     ├─► procfs (server RSS and CPU between phases)
 //!                     └─► report (merge, checks) ──► table, --json
@@ -25,7 +26,8 @@
 //! - [`worker`]: one runtime thread: connector and control task.
 //! - [`subscriber`]: connect, stream, per-subscriber bookkeeping.
 //! - [`response`], [`sse`], [`payload`]: parsing what the server sends.
-//! - [`publisher`]: the event source.
+//! - [`publisher`]: the event source: single or NDJSON batch requests, pipelined per
+//!   connection, each answer matched to its request in order.
 //! - [`probe`]: the admission prober: how long a new client waits while the run loads
 //!   the server.
 //! - [`stats`], [`hist`]: counters and HDR histograms, merged exactly.

@@ -146,8 +146,14 @@ pub struct Publish {
     pub body: Template,
     pub headers: Vec<String>,
     /// Keep-alive publisher connections; topic t is published on connection t % conns,
-    /// so each topic's events are sent in order, one at a time.
+    /// so each topic's events are sent in order.
     pub conns: u32,
+    /// Requests in flight per connection (HTTP/1.1 pipelining). Answers come back in
+    /// order, so a topic's seqs stay in order on its one connection.
+    pub pipeline: u32,
+    /// Events per request. Above 1, each request is ringcast's NDJSON batch, sent to
+    /// the publish path without its query (`/publish`).
+    pub batch: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -82,10 +82,21 @@ pub struct PublishFigures {
     pub rate_target_per_s: f64,
     pub events_accepted: u64,
     pub rate_achieved_per_s: f64,
+    /// Requests written, whatever became of them; each carries `batch` events.
+    pub requests_sent: u64,
+    /// Requests answered 2xx.
+    pub requests_accepted: u64,
+    /// Failed requests (and publisher connects) by kind.
     pub errors: Failures,
     /// Publish request to its answer.
     pub response_us: Summary,
     pub payload_bytes: usize,
+    /// Publisher connections.
+    pub conns: u32,
+    /// Requests in flight per connection.
+    pub pipeline: u32,
+    /// Events per request.
+    pub batch: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -209,14 +220,23 @@ pub fn build(plan: Plan, env: Environment, m: Measured) -> Report {
                 .unwrap_or(0),
             source_addresses: plan.src_ips.len().max(1),
         },
-        publish: m.publish.as_ref().map(|p| PublishFigures {
-            rate_target_per_s: plan.publish.as_ref().map_or(0.0, |x| x.rate),
-            events_accepted: p.sent,
-            rate_achieved_per_s: round(p.sent as f64 / p.elapsed_s.max(1e-9), 1),
-            errors: p.errors.clone(),
-            response_us: hist::summary(&p.response),
-            payload_bytes: plan.publish.as_ref().map_or(0, |x| x.payload),
-        }),
+        publish: m
+            .publish
+            .as_ref()
+            .zip(plan.publish.as_ref())
+            .map(|(p, x)| PublishFigures {
+                rate_target_per_s: x.rate,
+                events_accepted: p.sent,
+                rate_achieved_per_s: round(p.sent as f64 / p.elapsed_s.max(1e-9), 1),
+                requests_sent: p.requests_sent,
+                requests_accepted: p.requests_accepted,
+                errors: p.errors.clone(),
+                response_us: hist::summary(&p.response),
+                payload_bytes: x.payload,
+                conns: x.conns,
+                pipeline: x.pipeline,
+                batch: x.batch,
+            }),
         delivery: publishes.then(|| Delivery {
             events_received: c.events,
             events_expected: c.expected,

@@ -17,7 +17,14 @@ pub struct Failures(pub BTreeMap<String, u64>);
 
 impl Failures {
     pub fn add(&mut self, kind: &str) {
-        *self.0.entry(kind.to_owned()).or_default() += 1;
+        self.add_n(kind, 1);
+    }
+
+    /// Counts `n` failures of `kind` (none: no entry).
+    pub fn add_n(&mut self, kind: &str, n: u64) {
+        if n > 0 {
+            *self.0.entry(kind.to_owned()).or_default() += n;
+        }
     }
 
     pub fn add_io(&mut self, e: &io::Error) {

@@ -75,6 +75,22 @@ pub fn render(r: &Report) -> String {
                 p.errors.0
             ),
         );
+        row(
+            "publisher",
+            format!(
+                "{} connection(s), pipeline {}, batch {}",
+                p.conns, p.pipeline, p.batch
+            ),
+        );
+        if p.batch > 1 {
+            row(
+                "publish requests",
+                format!(
+                    "{} sent, {} accepted, {} events each",
+                    p.requests_sent, p.requests_accepted, p.batch
+                ),
+            );
+        }
         row("publish answer", lat(&p.response_us));
     }
     if let Some(d) = &r.delivery {

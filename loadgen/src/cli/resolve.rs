@@ -162,6 +162,11 @@ fn resolve_publish(p: PublishArgs, c: &Common) -> Result<Publish, String> {
     )?;
     check(p.payload <= 1 << 20, "--payload must be at most 1MiB")?;
     check(p.pub_conns >= 1, "--pub-conns must be at least 1")?;
+    check(
+        (1..=MAX_PIPELINE).contains(&p.pub_pipeline),
+        &format!("--pub-pipeline must be 1 to {MAX_PIPELINE}"),
+    )?;
+    check_batch(&p, c.target)?;
     let method = p.pub_method.to_ascii_uppercase();
     check(
         !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphabetic()),
@@ -194,7 +199,51 @@ fn resolve_publish(p: PublishArgs, c: &Common) -> Result<Publish, String> {
         body,
         headers,
         conns,
+        pipeline: p.pub_pipeline,
+        batch: p.pub_batch,
     })
+}
+
+/// Most requests in flight per publisher connection (`--pub-pipeline`).
+const MAX_PIPELINE: u32 = 1024;
+/// Most events per publish request (`--pub-batch`).
+const MAX_BATCH: u32 = 1024;
+/// Largest batch body (`--pub-batch` x `--payload`): each request is built whole in
+/// memory, and ringcast refuses batches over 4 MiB unless `--max-batch-bytes` says more.
+const MAX_BATCH_BYTES: usize = 64 << 20;
+
+/// `--pub-batch` above 1 is ringcast's NDJSON form, built by loadgen itself: only with
+/// ringcast's preset request, never with a template of the user's.
+fn check_batch(p: &PublishArgs, target: Target) -> Result<(), String> {
+    check(
+        (1..=MAX_BATCH).contains(&p.pub_batch),
+        &format!("--pub-batch must be 1 to {MAX_BATCH}"),
+    )?;
+    if p.pub_batch == 1 {
+        return Ok(());
+    }
+    let name = format!("{target:?}").to_lowercase();
+    check(
+        target == Target::Ringcast,
+        &format!("--pub-batch above 1 needs --target ringcast: {name} has no NDJSON batch publish"),
+    )?;
+    let custom = [
+        (p.pub_url.is_some(), "--pub-url"),
+        (p.pub_body != "{data}", "--pub-body"),
+        (!p.pub_method.eq_ignore_ascii_case("POST"), "--pub-method"),
+    ];
+    for (given, flag) in custom {
+        check(
+            !given,
+            &format!(
+                "--pub-batch above 1 sends ringcast's NDJSON batch (POST /publish); drop {flag}"
+            ),
+        )?;
+    }
+    check(
+        p.pub_batch as usize * p.payload <= MAX_BATCH_BYTES,
+        "--pub-batch x --payload must be at most 64MiB (one request is built in memory)",
+    )
 }
 
 fn check(ok: bool, msg: &str) -> Result<(), String> {
