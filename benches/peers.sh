@@ -4,7 +4,7 @@
 #
 # Usage: benches/peers.sh [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]]
 #                         [--reps N] [--out DIR] [--no-build] [--no-criterion] [--no-report]
-#                         [--base REV]
+#                         [--base REV] [--pin]
 #
 #   --quick          small N and short durations: a smoke test of the whole pipeline
 #   --only LIST      scenarios to run (default: all; see `--list`)
@@ -14,6 +14,9 @@
 #   --base REV       the git revision that server ringcast-base is built from (exported
 #                    with `git archive` into target/base/REV, built there): a before/after
 #                    comparison of two commits in the same run
+#   --pin            server on CPU 0 with one worker, loadgen on the other CPUs (taskset):
+#                    the two no longer take cycles from each other, so a change in the
+#                    client's cost cannot show up as the server's (Nchan is not pinned)
 #   --reps N         repetitions of every scenario (default 2; servers alternate within
 #                    each repetition, and the order rotates between repetitions)
 #   --out DIR        results directory (default target/bench-results/<UTC timestamp>)
@@ -49,6 +52,7 @@ CRITERION=1
 REPORT=1
 LIST=0
 BASE_REV=""
+PIN=0
 ARGV=("$@")
 
 die() { echo "peers.sh: $*" >&2; exit 1; }
@@ -65,6 +69,7 @@ while [[ $# -gt 0 ]]; do
         --no-criterion) CRITERION=0 ;;
         --no-report) REPORT=0 ;;
         --base) BASE_REV="${2:?--base needs a git revision}"; shift ;;
+        --pin) PIN=1 ;;
         --list) LIST=1 ;;
         -h|--help) usage ;;
         *) echo "peers.sh: unknown argument '$1'" >&2; usage ;;
@@ -157,6 +162,15 @@ servers_of() {
 declare -A PORT=([ringcast]=29080 [ringcast-legacy]=29081 [axum]=29082 [floor]=29083 [nchan]=29084
     [ringcast-base]=29085)
 WORKERS=2
+SERVER_PIN=()
+LOADGEN_PIN=()
+if ((PIN)); then
+    command -v taskset >/dev/null || die "--pin needs taskset (util-linux)"
+    (($(nproc) >= 2)) || die "--pin needs at least 2 CPUs"
+    WORKERS=1
+    SERVER_PIN=(taskset -c 0)
+    LOADGEN_PIN=(taskset -c "1-$(($(nproc) - 1))")
+fi
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET/release"
 NCHAN_SH="$ROOT/benches/peers/nchan.sh"
@@ -211,7 +225,7 @@ start_server() {
         CUR_CHILD=""
     else
         # Our own environment must not configure the server (ringcast reads RINGCAST_*).
-        env $(env | sed -n 's/^\(RINGCAST_[A-Z_]*\)=.*/-u \1/p') $CUR_CMD >"$log" 2>&1 &
+        env $(env | sed -n 's/^\(RINGCAST_[A-Z_]*\)=.*/-u \1/p') "${SERVER_PIN[@]}" $CUR_CMD >"$log" 2>&1 &
         CUR_CHILD=$!
         CUR_PIDS="$CUR_CHILD"
         CUR_START_LINE="$(wait_started "$log" "$CUR_CHILD")"
@@ -392,7 +406,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
                 sampler=$!
             fi
             rc=0
-            timeout --kill-after=10 "$BOUND" "$BIN/loadgen" "${lg_args[@]}" \
+            timeout --kill-after=10 "$BOUND" "${LOADGEN_PIN[@]}" "$BIN/loadgen" "${lg_args[@]}" \
                 >"$OUT/$base.log" 2>&1 || rc=$?
             [[ -z "$sampler" ]] || { kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true; }
             load_after="$(loadavg)"
