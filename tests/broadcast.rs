@@ -30,7 +30,14 @@ fn the_stream_starts_with_the_exact_head_and_retry() {
 #[test]
 fn a_whole_stream_on_the_wire_is_exact_chunks() {
     let server = Server::start(&[
-        "--workers", "1", "--retry", "1000ms", "--heartbeat", "300ms", "--max-lifetime", "1500ms",
+        "--workers",
+        "1",
+        "--retry",
+        "1000ms",
+        "--heartbeat",
+        "300ms",
+        "--max-lifetime",
+        "1500ms",
     ]);
     let mut sub = server.subscribe("topic=w");
     assert_eq!(sub.head(), HEAD);
@@ -45,16 +52,24 @@ fn a_whole_stream_on_the_wire_is_exact_chunks() {
     let wire = String::from_utf8(sub.wire_body().to_vec()).unwrap();
     let block = format!("id: {id}\nevent: e\ndata: hi\n\n");
     let start = format!("c\r\nretry: 1000\n\r\n{:x}\r\n{block}\r\n", block.len());
-    let rest = wire.strip_prefix(&start).unwrap_or_else(|| panic!("{wire:?}"));
+    let rest = wire
+        .strip_prefix(&start)
+        .unwrap_or_else(|| panic!("{wire:?}"));
     let beats = rest.matches("2\r\n:\n\r\n").count();
     let close = rest.trim_start_matches("2\r\n:\n\r\n");
-    assert!(beats >= 2, "heartbeats every 300 ms of a 1.5 s stream: {wire:?}");
+    assert!(
+        beats >= 2,
+        "heartbeats every 300 ms of a 1.5 s stream: {wire:?}"
+    );
     // `retry: 1xxx\n` is 12 bytes: one chunk of size c.
     let hint = close
         .strip_prefix("c\r\nretry: 1")
         .and_then(|r| r.strip_suffix("\n\r\n0\r\n\r\n"))
         .unwrap_or_else(|| panic!("the close: {close:?}"));
-    assert!(hint.len() == 3 && hint.bytes().all(|b| b.is_ascii_digit()), "{close:?}");
+    assert!(
+        hint.len() == 3 && hint.bytes().all(|b| b.is_ascii_digit()),
+        "{close:?}"
+    );
 }
 
 /// An HTTP/1.0 request has no chunked encoding: the same stream, delimited by the close.
@@ -62,7 +77,8 @@ fn a_whole_stream_on_the_wire_is_exact_chunks() {
 fn an_http_1_0_stream_is_the_same_bytes_without_chunks() {
     let server = Server::start(&["--workers", "1", "--retry", "2000ms"]);
     let mut s = std::net::TcpStream::connect(server.addr).unwrap();
-    s.write_all(b"GET /events?topic=old HTTP/1.0\r\n\r\n").unwrap();
+    s.write_all(b"GET /events?topic=old HTTP/1.0\r\n\r\n")
+        .unwrap();
     common::eventually("subscribed", || server.metric("ringcast_subscribers") == 1);
     let (_, body) = server.publish("topic=old", b"a\nb");
     let id = id_of(&body);
@@ -71,10 +87,16 @@ fn an_http_1_0_stream_is_the_same_bytes_without_chunks() {
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     assert!(!head.contains("Transfer-Encoding"), "{head}");
     let hint = body
-        .strip_prefix(&format!("retry: 2000\nid: {id}\ndata: a\ndata: b\n\nretry: "))
+        .strip_prefix(&format!(
+            "retry: 2000\nid: {id}\ndata: a\ndata: b\n\nretry: "
+        ))
         .and_then(|r| r.strip_suffix('\n'))
         .unwrap_or_else(|| panic!("{body:?}"));
-    assert!(hint.parse::<u64>().is_ok_and(|ms| (2000..4000).contains(&ms)), "{body:?}");
+    assert!(
+        hint.parse::<u64>()
+            .is_ok_and(|ms| (2000..4000).contains(&ms)),
+        "{body:?}"
+    );
 }
 
 #[test]

@@ -73,8 +73,9 @@ fn a_reader_that_stopped_reading_is_evicted_without_pacing_anyone() {
     // Publishers of another topic, timing every answer, back to back. Four keep-alive connections,
     // used in turn: SO_REUSEPORT spreads them over both workers, so some share the
     // stuck reader's worker and some do not; none may notice it.
-    let mut probes: Vec<common::Client> =
-        (0..4).map(|_| common::Client::connect(server.addr)).collect();
+    let mut probes: Vec<common::Client> = (0..4)
+        .map(|_| common::Client::connect(server.addr))
+        .collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let prober = {
         let stop = stop.clone();
@@ -95,7 +96,8 @@ fn a_reader_that_stopped_reading_is_evicted_without_pacing_anyone() {
     let mut conn = TcpStream::connect(server.addr).unwrap();
     // Without it, the tail of each 20-request write waits for a delayed ACK (40 ms).
     conn.set_nodelay(true).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let data = "x".repeat(1024);
     let one = publish_request("stuck", &data);
     let (mut raw, mut chunk, mut answered) = (Vec::new(), [0u8; 65536], 0);

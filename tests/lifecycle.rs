@@ -50,7 +50,10 @@ fn a_quiet_stream_gets_heartbeats_and_a_busy_one_does_not() {
     );
     let body = String::from_utf8_lossy(quiet.body()).into_owned();
     assert!(body.contains("\n:\n"), "{body:?}");
-    assert!(!body.contains(":\n\n"), "a heartbeat is one comment line, no blank line: {body:?}");
+    assert!(
+        !body.contains(":\n\n"),
+        "a heartbeat is one comment line, no blank line: {body:?}"
+    );
 }
 
 #[test]
@@ -196,7 +199,10 @@ fn sigterm_drains_every_subscriber_with_a_retry_then_exits_zero() {
         );
         assert_eq!(events[0].id, id.to_string());
         let body = String::from_utf8_lossy(s.body()).into_owned();
-        assert!(s.ended, "the drain ends each stream with the last chunk: {body:?}");
+        assert!(
+            s.ended,
+            "the drain ends each stream with the last chunk: {body:?}"
+        );
         let hint = body
             .strip_suffix('\n')
             .and_then(|b| b.rsplit_once("\n\nretry: "))

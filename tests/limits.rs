@@ -122,14 +122,22 @@ fn an_oversized_head_gets_431_and_a_long_line_414() {
 
 #[test]
 fn the_topic_cap_is_64_by_default_and_a_flag_raises_it() {
-    let query = |n: usize| (0..n).map(|i| format!("topic=t{i}")).collect::<Vec<_>>().join("&");
+    let query = |n: usize| {
+        (0..n)
+            .map(|i| format!("topic=t{i}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
     let server = Server::start(&["--workers", "1"]);
     let raw = refused(
         &server,
         format!("GET /events?{} HTTP/1.1\r\nHost: t\r\n\r\n", query(65)).as_bytes(),
         400,
     );
-    assert!(raw.contains("--max-topics"), "the refusal names the flag: {raw}");
+    assert!(
+        raw.contains("--max-topics"),
+        "the refusal names the flag: {raw}"
+    );
     let mut s = server.subscribe(&query(64));
     assert_eq!(s.status(), 200);
 
@@ -143,7 +151,13 @@ fn the_topic_cap_is_64_by_default_and_a_flag_raises_it() {
 #[test]
 fn valid_host_values_are_served() {
     let server = Server::start(&["--workers", "1"]);
-    for host in ["a", "a:80", "127.0.0.1:8080", "[::1]:8080", "xn--caf-dma.example"] {
+    for host in [
+        "a",
+        "a:80",
+        "127.0.0.1:8080",
+        "[::1]:8080",
+        "xn--caf-dma.example",
+    ] {
         let raw = exchange(
             server.addr,
             format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")

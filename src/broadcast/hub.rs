@@ -59,6 +59,8 @@ pub struct Hub {
     cooled: Vec<Arc<str>>,
     /// Topics that became heavy (`true`) or stopped being heavy, since then.
     crossed: Vec<(Arc<str>, bool)>,
+    /// Topics that lost their last subscriber since then.
+    emptied: Vec<Arc<str>>,
 }
 
 /// What changed in the hub's topic flags since the last look, for `Shared`'s mirrors.
@@ -68,6 +70,8 @@ pub struct Changes {
     pub cooled: Vec<Arc<str>>,
     /// Topics that became heavy (`true`) or stopped being heavy.
     pub crossed: Vec<(Arc<str>, bool)>,
+    /// Topics that lost their last local subscriber.
+    pub emptied: Vec<Arc<str>>,
 }
 
 impl Hub {
@@ -117,8 +121,9 @@ impl Hub {
             let topic = self.topics.remove(link.topic as usize);
             self.by_name.remove(&topic.name);
             if topic.hot.get() {
-                self.cooled.push(topic.name);
+                self.cooled.push(topic.name.clone());
             }
+            self.emptied.push(topic.name);
             return None;
         }
         if topic.subs.capacity() > 64 && topic.subs.len() < topic.subs.capacity() / 4 {
@@ -156,6 +161,7 @@ impl Hub {
         Changes {
             cooled: std::mem::take(&mut self.cooled),
             crossed: std::mem::take(&mut self.crossed),
+            emptied: std::mem::take(&mut self.emptied),
         }
     }
 

@@ -103,9 +103,14 @@ impl Worker {
     }
 
     /// Tells the publish gate which topics a subscribe or a close made heavy or light,
-    /// and which hot topics lost their last subscriber here.
+    /// and which hot topics lost their last subscriber here; tells the sequencer which
+    /// topics it need no longer hand to this worker.
     fn mirror_topic_flags(&mut self) {
         let changes = self.hub.take_changes();
+        if !changes.emptied.is_empty() {
+            let names = changes.emptied.iter().map(|t| &**t);
+            self.shared.sequencer.unwatch(self.index, names);
+        }
         for topic in changes.cooled {
             self.shared.hot.mark(&topic, false);
         }
@@ -176,10 +181,6 @@ impl Worker {
         }
         // Wakes the pending watch and fails a pending send, so both complete promptly.
         sys::shutdown(fd, sys::Shut::Both);
-        if self.shared.sequencer.is_clustered() && was_stream {
-            let names: Vec<&str> = links.iter().map(|l| self.hub.topic_name(l.topic)).collect();
-            self.shared.sequencer.unwatch(names.into_iter());
-        }
         for link in &links {
             if let Some(moved) = self.hub.unsubscribe(*link) {
                 self.conns[moved.conn as usize].links[moved.link as usize].pos = moved.pos;

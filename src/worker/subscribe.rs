@@ -17,7 +17,14 @@ impl Worker {
     pub(super) fn subscribe(&mut self, key: u32, request: &Subscribe) -> Option<RemoteResume> {
         let topics: Vec<&str> = request.topics.iter().map(String::as_str).collect();
         let sequencer = &self.shared.sequencer;
-        let upto = sequencer.watch(&topics);
+        // Topics new to this worker start being handed to it before the stream's start
+        // is read (see `broadcast::sequencer::interest`).
+        let new_here: Vec<&str> = topics
+            .iter()
+            .copied()
+            .filter(|t| self.hub.subscribers(t).is_empty())
+            .collect();
+        let upto = sequencer.watch(self.index, &new_here);
         let replay = match &request.last_event_id {
             Some(id) => sequencer.resume(&topics, id),
             None => Replay {

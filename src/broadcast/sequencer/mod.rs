@@ -1,10 +1,11 @@
-//! Id assignment, history and the push to every inbox, as one ordered step.
+//! Id assignment, history and the push to the inboxes, as one ordered step.
 //!
-//! Taking ids, appending to the topics' histories and pushing the batch to every worker's
-//! inbox happen under one short lock, so every worker sees batches in id order and a
-//! resume that reads the history under the same lock sees exactly the events that precede
-//! everything still to arrive in its inbox. The lock covers no encoding (frames are
-//! drafted before it) and no wake (workers are woken after it).
+//! Taking ids, appending to the topics' histories and pushing the batch to the inboxes
+//! of the workers with subscribers of its topics ([`interest`]) happen under one short
+//! lock, so every worker sees batches in id order and a resume that reads the history
+//! under the same lock sees exactly the events that precede everything still to arrive
+//! in its inbox. The lock covers no encoding (frames are drafted before it) and no wake
+//! (workers are woken after it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,6 +18,7 @@ use smallvec::SmallVec;
 use super::frame::Draft;
 use super::history::{Bounds, Entry, History};
 use super::inbox::{Batch, Event, Inbox};
+use interest::Workers;
 
 /// Empty histories kept so a resume can still tell a trimmed topic from an unknown one;
 /// past this many, the emptiest are forgotten (and resumes on unknown topics from before
@@ -63,8 +65,9 @@ struct State {
     topics: FxHashMap<Arc<str>, History>,
     /// The highest trim point of any topic forgotten to respect `MAX_IDLE_TOPICS`.
     forgotten_upto: u64,
-    /// Cluster mode: local subscriber connections per topic.
-    watched: FxHashMap<Arc<str>, u32>,
+    /// The workers with local subscribers of each topic (a topic nobody here subscribes
+    /// to has no entry). In cluster mode, only these topics are kept.
+    interest: FxHashMap<Arc<str>, Workers>,
 }
 
 impl Sequencer {
@@ -87,7 +90,7 @@ impl Sequencer {
                 next_id: first_id,
                 topics: FxHashMap::default(),
                 forgotten_upto: 0,
-                watched: FxHashMap::default(),
+                interest: FxHashMap::default(),
             }),
             inboxes,
             last_id: AtomicU64::new(first_id - 1),
@@ -98,14 +101,16 @@ impl Sequencer {
         }
     }
 
-    /// Assigns consecutive ids to `events`, records them in history, hands them to every
-    /// worker and wakes each worker at most once. Returns the first id.
+    /// Assigns consecutive ids to `events`, records them in history, hands them to the
+    /// workers with subscribers of their topics and wakes each at most once. Returns the
+    /// first id.
     pub fn publish(&self, events: Vec<NewEvent<'_>>) -> u64 {
         let published_at = Instant::now();
         let now_ms = self.now_ms();
         let mut state = self.lock();
         let first = state.next_id;
         let mut batch = Vec::with_capacity(events.len());
+        let mut to = Workers::default();
         for (id, event) in (first..).zip(events) {
             let frame = event.draft.finish(id);
             let mut topics: SmallVec<[Arc<str>; 1]> = SmallVec::new();
@@ -123,6 +128,9 @@ impl Sequencer {
                     &self.bounds,
                 );
                 topics.push(key);
+                if let Some(workers) = state.interest.get(name) {
+                    to.extend(workers);
+                }
             }
             batch.push(Event { id, topics, frame });
         }
@@ -133,10 +141,10 @@ impl Sequencer {
             published_at,
             notice: None,
         });
-        self.hand_out(batch);
+        self.hand_out(batch, Some(&to));
         self.last_id.store(first + count - 1, Ordering::Release);
         drop(state);
-        self.wake_workers();
+        self.wake_workers(Some(&to));
         first
     }
 
@@ -205,18 +213,72 @@ impl Sequencer {
         self.first_id
     }
 
-    /// Queues `batch` in every worker's inbox; call inside the critical section, so every
-    /// inbox sees batches in the same order.
-    fn hand_out(&self, batch: Arc<Batch>) {
-        for inbox in self.inboxes.iter() {
-            inbox.push(batch.clone());
+    /// Worker `worker` has its first local subscribers of `topics` (topics it already
+    /// has need not be named). Returns the id that live delivery to a new subscriber on
+    /// that worker starts after: every later event on these topics is handed to it.
+    pub fn watch(&self, worker: usize, topics: &[&str]) -> u64 {
+        if topics.is_empty() {
+            return self.last_id();
+        }
+        let mut state = self.lock();
+        let upto = self.last_id();
+        for &name in topics {
+            if let Some(workers) = state.interest.get_mut(name) {
+                workers.insert(worker);
+                continue;
+            }
+            let key: Arc<str> = Arc::from(name);
+            let mut workers = Workers::default();
+            workers.insert(worker);
+            state.interest.insert(key.clone(), workers);
+            if self.clustered {
+                // Cluster mode records a topic's history only while it is watched.
+                state.topics.insert(key, History::starting_after(upto));
+            }
+        }
+        upto
+    }
+
+    /// Worker `worker` lost its last local subscriber of each of `topics`. A topic nobody
+    /// here watches any more stops costing anything (in cluster mode its history goes).
+    pub fn unwatch<'a>(&self, worker: usize, topics: impl IntoIterator<Item = &'a str>) {
+        let mut state = self.lock();
+        for name in topics {
+            let Some(workers) = state.interest.get_mut(name) else {
+                continue;
+            };
+            workers.remove(worker);
+            if workers.is_empty() {
+                state.interest.remove(name);
+                if self.clustered {
+                    state.topics.remove(name);
+                }
+            }
         }
     }
 
-    /// Wakes every worker that has no wake pending; call after the critical section.
-    fn wake_workers(&self) {
-        for inbox in self.inboxes.iter() {
-            inbox.notify();
+    /// Whether any worker here has subscribers of `topic`.
+    pub fn is_watched(&self, topic: &str) -> bool {
+        self.lock().interest.contains_key(topic)
+    }
+
+    /// Queues `batch` in the inboxes of workers `to` (None: all); call inside the critical
+    /// section, so every inbox sees batches in the same order.
+    fn hand_out(&self, batch: Arc<Batch>, to: Option<&Workers>) {
+        for (i, inbox) in self.inboxes.iter().enumerate() {
+            if to.is_none_or(|to| to.contains(i)) {
+                inbox.push(batch.clone());
+            }
+        }
+    }
+
+    /// Wakes the workers `to` (None: all) that have no wake pending; call after the
+    /// critical section.
+    fn wake_workers(&self, to: Option<&Workers>) {
+        for (i, inbox) in self.inboxes.iter().enumerate() {
+            if to.is_none_or(|to| to.contains(i)) {
+                inbox.notify();
+            }
         }
     }
 
@@ -289,5 +351,6 @@ fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 #[cfg(test)]
 mod tests;
 
+mod interest;
 mod ordered;
 pub use ordered::Stamped;

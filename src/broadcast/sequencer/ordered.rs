@@ -1,7 +1,7 @@
 //! The sequencer in cluster mode: events arrive already numbered and ordered by the
 //! shared Redis stream, and only topics with local subscribers are kept.
 //!
-//! A topic is "watched" while this process has subscriber connections on it. Watching
+//! A topic is "watched" while a worker of this process has subscribers of it. Watching
 //! and the filtering of stream entries happen under the sequencer's lock, and a new
 //! subscriber reads its starting point under the same lock, so no event slips between a
 //! subscriber's registration and the first event it receives. A topic's history records
@@ -14,9 +14,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
+use super::interest::Workers;
 use super::{Replay, Sequencer, State};
 use crate::broadcast::frame::Draft;
-use crate::broadcast::history::{Bounds, Entry, History};
+use crate::broadcast::history::{Bounds, Entry};
 use crate::broadcast::inbox::{Batch, Event, Inbox};
 
 /// An event read from the shared stream, numbered by it.
@@ -38,7 +39,7 @@ impl Sequencer {
         self.clustered
     }
 
-    /// Hands stream events (ascending ids) of watched topics to every worker and records
+    /// Hands stream events (ascending ids) of watched topics to the workers watching them and records
     /// them in history; the rest are dropped unread. `processed` is the last stream id
     /// read, which is where live delivery to a new subscriber starts.
     pub fn publish_ordered(&self, events: Vec<Stamped>, processed: u64) {
@@ -46,12 +47,14 @@ impl Sequencer {
         let published_at = Instant::now();
         let mut state = self.lock();
         let mut batch = Vec::new();
+        let mut to = Workers::default();
         for event in events {
             let mut topics: SmallVec<[Arc<str>; 1]> = SmallVec::new();
             for name in &event.topics {
-                if let Some((key, _)) = state.watched.get_key_value(name.as_str()) {
+                if let Some((key, workers)) = state.interest.get_key_value(name.as_str()) {
                     if !topics.contains(key) {
                         topics.push(key.clone());
+                        to.extend(workers);
                     }
                 }
             }
@@ -82,11 +85,11 @@ impl Sequencer {
                 published_at,
                 notice: None,
             });
-            self.hand_out(batch);
+            self.hand_out(batch, Some(&to));
         }
         self.last_id.fetch_max(processed, Ordering::AcqRel);
         drop(state);
-        self.wake_workers();
+        self.wake_workers(Some(&to));
     }
 
     /// Sends `frame` (which carries no id) to every local subscriber of `topic`, or of
@@ -99,53 +102,9 @@ impl Sequencer {
             published_at: Instant::now(),
             notice,
         });
-        self.hand_out(batch);
+        self.hand_out(batch, None);
         drop(state);
-        self.wake_workers();
-    }
-
-    /// A subscriber connection starts watching `topics`. Returns the id live delivery to it
-    /// starts after. In single-process mode every topic is always recorded: no lock.
-    pub fn watch(&self, topics: &[&str]) -> u64 {
-        if !self.clustered {
-            return self.last_id();
-        }
-        let mut state = self.lock();
-        let upto = self.last_id();
-        for &name in topics {
-            match state.watched.get_mut(name) {
-                Some(count) => *count += 1,
-                None => {
-                    let key: Arc<str> = Arc::from(name);
-                    state.watched.insert(key.clone(), 1);
-                    state.topics.insert(key, History::starting_after(upto));
-                }
-            }
-        }
-        upto
-    }
-
-    /// A subscriber connection on `topics` closed; a topic nobody watches stops costing
-    /// anything (its history goes too).
-    pub fn unwatch<'a>(&self, topics: impl Iterator<Item = &'a str>) {
-        if !self.clustered {
-            return;
-        }
-        let mut state = self.lock();
-        for name in topics {
-            if let Some(count) = state.watched.get_mut(name) {
-                *count -= 1;
-                if *count == 0 {
-                    state.watched.remove(name);
-                    state.topics.remove(name);
-                }
-            }
-        }
-    }
-
-    /// Whether anyone here watches `topic` (cluster mode).
-    pub fn is_watched(&self, topic: &str) -> bool {
-        self.lock().watched.contains_key(topic)
+        self.wake_workers(None);
     }
 
     /// Cluster resume: local history when it reaches back on every topic, else the shared

@@ -32,18 +32,53 @@ fn replayed(r: &Replay) -> Vec<String> {
         .collect()
 }
 
+/// The ids of the events queued in `inbox`, in queue order.
+fn queued(inbox: &Inbox) -> Vec<u64> {
+    std::iter::from_fn(|| inbox.pop())
+        .flat_map(|b| b.events.iter().map(|e| e.id).collect::<Vec<_>>())
+        .collect()
+}
+
 #[test]
 fn ids_are_consecutive_and_every_inbox_sees_the_same_order() {
     let (s, inboxes) = seq(2);
+    s.watch(0, &["a", "b"]);
+    s.watch(1, &["a", "b"]);
     assert_eq!(publish(&s, &["a"], "1"), 100);
     assert_eq!(publish(&s, &["b"], "2"), 101);
     assert_eq!(s.last_id(), 101);
     for inbox in &inboxes {
-        let ids: Vec<u64> = std::iter::from_fn(|| inbox.pop())
-            .flat_map(|b| b.events.iter().map(|e| e.id).collect::<Vec<_>>())
-            .collect();
-        assert_eq!(ids, [100, 101]);
+        assert_eq!(queued(inbox), [100, 101]);
     }
+}
+
+#[test]
+fn a_publish_is_handed_only_to_workers_watching_its_topics() {
+    let (s, inboxes) = seq(3);
+    assert_eq!(s.watch(0, &["a"]), 99, "nothing published yet");
+    s.watch(1, &["b"]);
+    publish(&s, &["a"], "1");
+    publish(&s, &["b"], "2");
+    publish(&s, &["a", "b"], "3");
+    publish(&s, &["nobody"], "4");
+    assert_eq!(queued(&inboxes[0]), [100, 102]);
+    assert_eq!(queued(&inboxes[1]), [101, 102]);
+    assert_eq!(queued(&inboxes[2]), [] as [u64; 0], "no subscriber there");
+    // Worker 2 starts watching: everything after the id it is given reaches it.
+    assert_eq!(s.watch(2, &["a"]), 103);
+    assert!(s.is_watched("a") && !s.is_watched("nobody"));
+    publish(&s, &["a"], "5");
+    assert_eq!(queued(&inboxes[0]), [104]);
+    assert_eq!(queued(&inboxes[2]), [104]);
+    // Worker 0 leaves `a`; worker 2 still has it.
+    s.unwatch(0, ["a"]);
+    publish(&s, &["a"], "6");
+    assert_eq!(queued(&inboxes[0]), [] as [u64; 0]);
+    assert_eq!(queued(&inboxes[2]), [105]);
+    s.unwatch(2, ["a"]);
+    assert!(!s.is_watched("a"));
+    // History is kept whoever watches: a resume still finds every event.
+    assert_eq!(s.resume(&["a"], b"103").frames.len(), 2);
 }
 
 #[test]

@@ -36,10 +36,7 @@ pub fn valid(value: &[u8]) -> bool {
 fn valid_port(port: &[u8]) -> bool {
     port.len() <= 5
         && port.iter().all(u8::is_ascii_digit)
-        && port
-            .iter()
-            .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
-            <= 65535
+        && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
 }
 
 /// `*( unreserved / pct-encoded / sub-delims )`, without the comma.
