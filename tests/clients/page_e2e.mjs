@@ -173,8 +173,14 @@ try {
   seen.states = await page.evaluate(() => window.__states);
   seen.announced = await page.evaluate(() => window.__announced);
 
-  // Let the panel take one more sample, then the pictures: wide, narrow, and dark.
+  // Let the panel take one more sample, then the pictures: wide, narrow, and dark. The
+  // sparkline needs three samples; on a loaded machine (the whole suite running) they can
+  // take longer than a second each, so wait for them, up to 10 s.
   await page.waitForTimeout(1200);
+  await page.waitForFunction(() => {
+    const points = document.querySelector("#sparkline .line.delivered")?.getAttribute("points") || "";
+    return points.split(" ").filter(Boolean).length >= 3;
+  }, null, { timeout: 10000 }).catch(() => {});
   seen.statsConnections = Number(await page.textContent("#stat-connections"));
   seen.sparklinePoints = (await page.getAttribute("#sparkline .line.delivered", "points") || "")
     .split(" ").filter(Boolean).length;
