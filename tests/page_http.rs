@@ -358,3 +358,24 @@ fn a_base_path_moves_every_endpoint_under_it() {
     }
     assert_eq!(status("POST", "/publish?topic=a"), 404);
 }
+
+/// Worker 0 takes the `sys:stats` snapshots, and publishes reach only the workers with
+/// subscribers of their topics: with the only watcher on worker 1, nothing but its own
+/// clock may wake worker 0 (it once parked for good after the first snapshot). Which
+/// worker a connection lands on is the kernel's choice, so four fresh servers make a
+/// watcher on worker 1 all but certain.
+#[test]
+fn stats_keep_coming_whichever_worker_the_watcher_is_on() {
+    for round in 0..4 {
+        let server = Server::start(&["--workers", "2"]);
+        // Past the first housekeeping, so that worker 0 has parked with nothing to do.
+        std::thread::sleep(Duration::from_millis(1200));
+        let mut stats = server.subscribe("topic=sys:stats");
+        for n in 0..3 {
+            let ev = stats
+                .next_within(Duration::from_secs(3))
+                .unwrap_or_else(|| panic!("round {round}: snapshot {n} did not come within 3 s"));
+            assert_eq!(ev.event, "stats");
+        }
+    }
+}

@@ -141,11 +141,13 @@ impl Worker {
     }
 
     /// When the loop must run even if nothing wakes it: the earliest timer, the next
-    /// housekeeping after a busy turn, the next drain step.
+    /// housekeeping after a busy turn (always on worker 0, whose housekeeping publishes
+    /// `sys:stats` and ages the histories: publishes reach only the workers with their
+    /// topics' subscribers, so nothing else may wake it), the next drain step.
     fn next_deadline(&self) -> Option<Instant> {
         let mut at = self.timers.next_expiry();
         let mut sooner = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
-        if self.busy {
+        if self.busy || self.index == 0 {
             sooner(self.housekept + HOUSEKEEPING);
         }
         if self.drain.is_some() {
