@@ -5,154 +5,15 @@
 //! this test (`target/debug/ringcast`); without it the tests fail and say how to build
 //! it. Tests that need no server (bad arguments, a refusing port) run regardless.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::process::Command;
 
-use serde_json::Value;
-
-/// The machine has two cores: one scenario at a time, or the runs measure each other.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("RINGCAST_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/scenarios-<hash> -> target/<profile>/ringcast
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target directory");
-    dir.join("ringcast")
-}
-
-/// A ringcast server on a free loopback port, stopped (by its own handle) on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> Server {
-        let bin = server_bin();
-        assert!(
-            bin.exists(),
-            "ringcast server binary not found at {}: run `cargo build --bin ringcast` first (or set RINGCAST_BIN)",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut child = Command::new(&bin)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "2"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let stderr = child.stderr.take().expect("server stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listen=") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let mut server = Server { child, port };
-        if rx.recv_timeout(Duration::from_secs(10)).is_err() {
-            server.stop();
-            panic!("{} did not log listen= within 10 s", bin.display());
-        }
-        server
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Runs loadgen with `args`; returns its exit code and its JSON report.
-fn loadgen(args: &[&str]) -> (i32, Value) {
-    let dir = std::env::temp_dir().join(format!("loadgen-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let json = dir.join(format!(
-        "{}.json",
-        args.join("_").replace(['/', ':', ' '], "-")
-    ));
-    let _ = std::fs::remove_file(&json);
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .args(["--quiet", "--deadline", "60s", "--json"])
-        .arg(&json)
-        .output()
-        .expect("run loadgen");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let text = std::fs::read_to_string(&json)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
-    let report: Value = serde_json::from_str(&text).expect("valid JSON");
-    let _ = std::fs::remove_file(&json);
-    let _ = std::fs::remove_dir(&dir);
-    println!("{stdout}");
-    (out.status.code().unwrap_or(-1), report)
-}
-
-fn run_scenario(server: &Server, scenario: &str, extra: &[&str]) -> (i32, Value) {
-    let url = format!("http://127.0.0.1:{}", server.port);
-    let pid = server.child.id().to_string();
-    let mut args = vec![scenario, "--server", &url, "--server-pid", &pid];
-    args.extend_from_slice(extra);
-    loadgen(&args)
-}
-
-fn u(v: &Value, path: &str) -> u64 {
-    v.pointer(path)
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("{path} missing in {v:#}"))
-}
-
-fn assert_all_connected(r: &Value, n: u64) {
-    assert_eq!(
-        u(r, "/connections/established"),
-        n,
-        "{:#}",
-        r["connections"]
-    );
-    assert_eq!(u(r, "/connections/failed"), 0, "{:#}", r["connections"]);
-    assert_eq!(u(r, "/connections/dropped_by_server"), 0);
-}
-
-fn assert_complete_delivery(r: &Value) {
-    let expected = u(r, "/delivery/events_expected");
-    assert!(expected > 0, "nothing was published: {:#}", r["publish"]);
-    assert_eq!(
-        u(r, "/delivery/events_received"),
-        expected,
-        "{:#}",
-        r["delivery"]
-    );
-    assert_eq!(u(r, "/delivery/lost"), 0);
-    assert_eq!(u(r, "/delivery/duplicated"), 0);
-    let timed = u(r, "/latency_us/count")
-        + r.pointer("/slow/others_latency_during_us/count")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-    assert_eq!(timed, expected, "every delivery has a latency");
-}
+use common::{
+    assert_all_connected, assert_complete_delivery, assert_passed, loadgen, run_scenario, u,
+    Server, ONE_AT_A_TIME,
+};
 
 #[test]
 fn idle_holds_every_connection() {
@@ -170,12 +31,7 @@ fn idle_holds_every_connection() {
     );
     assert!(r["server"]["rss_per_connection_bytes"].is_number());
     assert!(r["loadgen"]["rss_per_connection_bytes"].is_number());
-    assert_eq!(
-        (code, r["ok"].as_bool()),
-        (0, Some(true)),
-        "{:#}",
-        r["checks"]
-    );
+    assert_passed(code, &r);
 }
 
 #[test]
@@ -195,12 +51,7 @@ fn fanout_loses_and_duplicates_nothing() {
         60 * u(&r, "/publish/events_accepted")
     );
     assert!(r["server"]["cpu_s_per_million_deliveries"].is_number());
-    assert_eq!(
-        (code, r["ok"].as_bool()),
-        (0, Some(true)),
-        "{:#}",
-        r["checks"]
-    );
+    assert_passed(code, &r);
 }
 
 #[test]
@@ -238,12 +89,7 @@ fn fanout_with_admission_probes() {
         u(&r, "/probe/healthz/statuses/200"),
         u(&r, "/probe/healthz/n")
     );
-    assert_eq!(
-        (code, r["ok"].as_bool()),
-        (0, Some(true)),
-        "{:#}",
-        r["checks"]
-    );
+    assert_passed(code, &r);
 }
 
 /// A worker saturated by fan-out still admits new connections between its turns (the
@@ -283,77 +129,6 @@ fn a_saturated_server_keeps_admitting() {
     }
 }
 
-/// Publishes as fast as answered on one connection per 10 topics with `extra` flags,
-/// one subscriber per topic, and checks that nothing was lost and the report names
-/// the publisher's settings.
-fn fanout_as_fast_as_answered(extra: &[&str]) -> Value {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start();
-    let mut args = vec![
-        "-n",
-        "20",
-        "-t",
-        "20",
-        "-r",
-        "0",
-        "-d",
-        "1s",
-        "--pub-conns",
-        "2",
-    ];
-    args.extend_from_slice(extra);
-    let (code, r) = run_scenario(&server, "fanout", &args);
-    assert_all_connected(&r, 20);
-    assert_complete_delivery(&r);
-    let accepted = u(&r, "/publish/events_accepted");
-    assert_eq!(
-        u(&r, "/delivery/events_expected"),
-        accepted,
-        "one subscriber per topic"
-    );
-    assert!(
-        r["publish"]["errors"]
-            .as_object()
-            .is_some_and(|e| e.is_empty()),
-        "{:#}",
-        r["publish"]
-    );
-    assert_eq!(u(&r, "/publish/conns"), 2);
-    assert_eq!(
-        (code, r["ok"].as_bool()),
-        (0, Some(true)),
-        "{:#}",
-        r["checks"]
-    );
-    r
-}
-
-#[test]
-fn pipelined_publishes_lose_nothing() {
-    let r = fanout_as_fast_as_answered(&["--pub-pipeline", "8"]);
-    for path in ["/params/publish/pipeline", "/publish/pipeline"] {
-        assert_eq!(u(&r, path), 8, "{path}");
-    }
-    assert_eq!(u(&r, "/publish/batch"), 1);
-    assert_eq!(
-        u(&r, "/publish/requests_accepted"),
-        u(&r, "/publish/events_accepted")
-    );
-}
-
-#[test]
-fn batched_publishes_lose_nothing() {
-    let r = fanout_as_fast_as_answered(&["--pub-batch", "50"]);
-    for path in ["/params/publish/batch", "/publish/batch"] {
-        assert_eq!(u(&r, path), 50, "{path}");
-    }
-    assert_eq!(u(&r, "/publish/pipeline"), 1);
-    let requests = u(&r, "/publish/requests_accepted");
-    assert!(requests > 0, "{:#}", r["publish"]);
-    assert_eq!(u(&r, "/publish/requests_sent"), requests);
-    assert_eq!(u(&r, "/publish/events_accepted"), 50 * requests);
-}
-
 #[test]
 fn reconnect_resumes_without_gaps() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -387,12 +162,7 @@ fn reconnect_resumes_without_gaps() {
     );
     assert_eq!(u(&r, "/reconnect/gap_frames"), 0);
     assert_complete_delivery(&r);
-    assert_eq!(
-        (code, r["ok"].as_bool()),
-        (0, Some(true)),
-        "{:#}",
-        r["checks"]
-    );
+    assert_passed(code, &r);
 }
 
 #[test]
@@ -414,12 +184,7 @@ fn slow_readers_are_evicted_and_reported() {
     );
     assert!(u(&r, "/slow/others_latency_during_us/count") > 0);
     assert_complete_delivery(&r);
-    assert_eq!(
-        (code, r["ok"].as_bool()),
-        (0, Some(true)),
-        "{:#}",
-        r["checks"]
-    );
+    assert_passed(code, &r);
 }
 
 #[test]
