@@ -21,6 +21,7 @@ pub enum QueryError {
     TooManyTopics,
     BadEncoding,
     BadEventName,
+    BadReplay,
 }
 
 impl QueryError {
@@ -31,6 +32,7 @@ impl QueryError {
             QueryError::TooManyTopics => "too many topics in one request (see --max-topics)",
             QueryError::BadEncoding => "malformed percent-encoding in query",
             QueryError::BadEventName => "event names are 1 to 64 bytes without CR, LF or NUL",
+            QueryError::BadReplay => "replay is a count of past events: decimal digits only",
         }
     }
 }

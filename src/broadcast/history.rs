@@ -92,6 +92,11 @@ impl History {
         self.trimmed_upto <= after && self.since <= after
     }
 
+    /// The id above which this ring holds every event of its topic.
+    pub fn complete_above(&self) -> u64 {
+        self.trimmed_upto.max(self.since)
+    }
+
     pub fn oldest_id(&self) -> Option<u64> {
         self.entries.front().map(|e| e.id)
     }

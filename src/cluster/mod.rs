@@ -23,7 +23,7 @@ mod writer;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::broadcast::sequencer::Sequencer;
+use crate::broadcast::sequencer::{Sequencer, Start};
 
 /// Where the shared stream lives and how much of it Redis keeps.
 #[derive(Clone, Debug)]
@@ -65,7 +65,7 @@ enum Request {
         reply: flume::Sender<Result<Vec<u64>, String>>,
     },
     Fetch {
-        after: u64,
+        start: Start,
         upto: u64,
         topics: Vec<String>,
         reply: flume::Sender<Result<Fetched, String>>,
@@ -130,17 +130,17 @@ impl Cluster {
             })
     }
 
-    /// The entries of `topics` after `after` up to `upto`, for a resume.
+    /// The entries of `topics` from `start` up to `upto`, for a resume or a replay.
     pub async fn fetch(
         &self,
-        after: u64,
+        start: Start,
         upto: u64,
         topics: Vec<String>,
     ) -> Result<Fetched, String> {
         let (reply, answer) = flume::bounded(1);
         self.ask(
             Request::Fetch {
-                after,
+                start,
                 upto,
                 topics,
                 reply,

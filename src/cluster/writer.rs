@@ -11,6 +11,7 @@ use redis::{Connection, RedisResult};
 
 use super::entry::{connect, decode};
 use super::{ids, Fetched, Request, Settings, Stats, WireEvent};
+use crate::broadcast::sequencer::Start;
 
 /// A connection unused this long is PINGed before its next request.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
@@ -52,14 +53,16 @@ impl Writer {
                     let _ = reply.send(self.with(|con| publish(con, &settings, &events)));
                 }
                 Request::Fetch {
-                    after,
+                    start,
                     upto,
                     topics,
                     reply,
                 } => {
                     let settings = self.settings.clone();
-                    let _ =
-                        reply.send(self.with(|con| fetch(con, &settings, after, upto, &topics)));
+                    let _ = reply.send(self.with(|con| match start {
+                        Start::After(after) => fetch_after(con, &settings, after, upto, &topics),
+                        Start::Last(n) => fetch_last(con, &settings, n, upto, &topics),
+                    }));
                 }
             }
         }
@@ -131,7 +134,7 @@ fn publish(
 }
 
 /// The entries of `topics` in (`after`, `upto`], and whether `after` is still there.
-fn fetch(
+fn fetch_after(
     con: &mut Connection,
     settings: &Settings,
     after: u64,
@@ -184,5 +187,48 @@ fn fetch(
         // serve what was read.
         fetched.contiguous = false;
     }
+    Ok(fetched)
+}
+
+/// The last `n` entries of `topics` up to `upto`, ascending, read backwards from `upto`
+/// (within the same scan bound as a resume).
+fn fetch_last(
+    con: &mut Connection,
+    settings: &Settings,
+    n: usize,
+    upto: u64,
+    topics: &[String],
+) -> RedisResult<Fetched> {
+    let key = &settings.stream;
+    let mut fetched = Fetched {
+        contiguous: true,
+        ..Fetched::default()
+    };
+    let mut end = ids::to_stream(upto);
+    let mut scanned = 0;
+    while scanned < MAX_SCAN && fetched.events.len() < n {
+        let page: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg(&end)
+            .arg("-")
+            .arg("COUNT")
+            .arg(PAGE)
+            .query(con)?;
+        let Some(last) = page.ids.last() else { break };
+        end = format!("({}", last.id);
+        scanned += page.ids.len();
+        for entry in &page.ids {
+            let Some((id, event)) = decode(entry, settings.max_event_bytes) else {
+                continue;
+            };
+            if event.topics.iter().any(|t| topics.contains(t)) && fetched.events.len() < n {
+                fetched.events.push((id, event.event, event.data));
+            }
+        }
+        if page.ids.len() < PAGE {
+            break;
+        }
+    }
+    fetched.events.reverse();
     Ok(fetched)
 }

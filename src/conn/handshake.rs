@@ -403,7 +403,7 @@ impl Http {
                 // the shared stream serves it while the connection collects live events.
                 if let (Some(pending), Some(cluster)) = (pending, self.shared.cluster.clone()) {
                     let fetched = cluster
-                        .fetch(pending.after, pending.upto, sub.topics.clone())
+                        .fetch(pending.start, pending.upto, sub.topics.clone())
                         .await;
                     self.port.resume(&sub, &pending, fetched);
                 }

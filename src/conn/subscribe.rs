@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use crate::broadcast::frame::{gap_frame, Body, Draft};
-use crate::broadcast::sequencer::Replay;
+use crate::broadcast::sequencer::{Replay, Start};
 use crate::cluster::Fetched;
 use crate::http::query;
 use crate::metrics::WorkerStats;
@@ -18,6 +18,8 @@ pub struct Subscribe {
     pub topics: Vec<String>,
     /// The resume point as sent (header first, else query); None when absent or empty.
     pub last_event_id: Option<Vec<u8>>,
+    /// `?replay=N`: start with the last N retained events (0: none). A resume point wins.
+    pub replay: usize,
     /// `?access_token=`, used only when the server accepts tokens in URLs.
     pub access_token: Option<Vec<u8>>,
     /// A response head of its own (CORS headers for this origin); None: the shared one.
@@ -39,12 +41,14 @@ impl Subscribe {
         let mut topics = Vec::new();
         let mut query_id = None;
         let mut access_token = None;
+        let mut replay = 0;
         for pair in query::pairs(query.unwrap_or_default()) {
             let (key, value) = pair?;
             match &*key {
                 b"topic" => add_topic(&mut topics, &value, max_topics)?,
                 b"last_event_id" if !value.is_empty() => query_id = Some(value.into_owned()),
                 b"access_token" => access_token = Some(value.into_owned()),
+                b"replay" => replay = parse_count(&value).ok_or(QueryError::BadReplay)?,
                 _ => {}
             }
         }
@@ -58,6 +62,7 @@ impl Subscribe {
         Ok(Subscribe {
             topics,
             last_event_id,
+            replay,
             access_token,
             head: None,
             expires_in: None,
@@ -66,10 +71,21 @@ impl Subscribe {
     }
 }
 
-/// A resume the shared stream must serve (cluster mode): fetched by the connection's
+/// A count as sent: decimal digits; one too large for memory is as good as the largest
+/// (the history bound caps it anyway).
+fn parse_count(raw: &[u8]) -> Option<usize> {
+    if raw.is_empty() || !raw.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(raw.iter().fold(0usize, |acc, &d| {
+        acc.saturating_mul(10).saturating_add(usize::from(d - b'0'))
+    }))
+}
+
+/// A start the shared stream must serve (cluster mode): fetched by the connection's
 /// task, then handed back to its worker (`worker::Port::resume`).
 pub struct RemoteResume {
-    pub after: u64,
+    pub start: Start,
     pub upto: u64,
     /// The connection's generation, to recognise it after the wait.
     pub gen: u32,
@@ -96,9 +112,11 @@ pub fn first_frames(
     first
 }
 
-/// The same for a resume served from what the cluster's stream returned (or, if Redis
-/// could not be asked, with a gap notice): the events after the resume point up to where
-/// the live events collected meanwhile begin.
+/// The same for a start served from what the cluster's stream returned, up to where the
+/// live events collected meanwhile begin. A resume whose point the stream no longer
+/// holds, or that Redis could not serve, starts with a gap notice; a `?replay=N` that
+/// Redis could not serve starts with what it is sent (the stream, from its first live
+/// event): it asked for recent events, not for every event.
 pub fn fetched_frames(
     preamble: Bytes,
     request: &Subscribe,
@@ -106,17 +124,28 @@ pub fn fetched_frames(
     fetched: Result<Fetched, String>,
     stats: &WorkerStats,
 ) -> Vec<Bytes> {
-    let sent = request.last_event_id.as_deref().unwrap_or_default();
     let mut first = vec![preamble];
     let fetched = fetched.unwrap_or_default();
-    if !fetched.contiguous || crate::broadcast::sequencer::parse_id(sent).is_none() {
-        first.push(request.body.frame(&gap_frame(sent, fetched.oldest)));
-        stats.replay_gaps.add(1);
-    }
-    let frames: Vec<Bytes> = fetched
-        .events
+    let upto = pending.upto;
+    let events = fetched.events.into_iter();
+    let events: Vec<_> = match pending.start {
+        Start::After(after) => {
+            let sent = request.last_event_id.as_deref().unwrap_or_default();
+            if !fetched.contiguous || crate::broadcast::sequencer::parse_id(sent).is_none() {
+                first.push(request.body.frame(&gap_frame(sent, fetched.oldest)));
+                stats.replay_gaps.add(1);
+            }
+            events
+                .filter(|(id, _, _)| *id > after && *id <= upto)
+                .collect()
+        }
+        Start::Last(n) => {
+            let mut events: Vec<_> = events.filter(|(id, _, _)| *id <= upto).collect();
+            events.split_off(events.len().saturating_sub(n))
+        }
+    };
+    let frames: Vec<Bytes> = events
         .into_iter()
-        .filter(|(id, _, _)| *id > pending.after && *id <= pending.upto)
         .map(|(id, event, data)| {
             Draft::new(event.as_deref().map(str::as_bytes), data.as_bytes()).finish(id)
         })

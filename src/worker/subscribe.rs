@@ -25,24 +25,25 @@ impl Worker {
             .filter(|t| self.hub.subscribers(t).is_empty())
             .collect();
         let upto = sequencer.watch(self.index, &new_here);
-        let replay = match &request.last_event_id {
-            Some(id) => sequencer.resume(&topics, id),
-            None => Replay {
+        let replay = match (&request.last_event_id, request.replay) {
+            (Some(id), _) => sequencer.resume(&topics, id),
+            (None, 0) => Replay {
                 upto,
                 ..Replay::default()
             },
+            (None, n) => sequencer.recent(&topics, n),
         };
         let ends_in = request.expires_in.map(std::time::Duration::from_secs);
         if request.body == Body::Close {
             self.conns[key as usize].set(flags::CLOSE_DELIMITED);
         }
-        if let Some(after) = replay.remote {
+        if let Some(start) = replay.remote {
             self.conns[key as usize].set(flags::HELD);
             self.start_stream(key, &topics, replay.upto, [], ends_in);
             self.watch_stats(key, &topics);
             let gen = self.conns[key as usize].gen;
             return Some(RemoteResume {
-                after,
+                start,
                 upto: replay.upto,
                 gen,
             });

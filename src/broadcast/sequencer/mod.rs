@@ -41,9 +41,18 @@ pub struct Replay {
     pub frames: Vec<Bytes>,
     /// The last id issued when the replay was taken: live events start after it.
     pub upto: u64,
-    /// Cluster mode, when local history does not reach back: the id to fetch the events
-    /// after (up to `upto`) from the shared stream, which then decides about gaps.
-    pub remote: Option<u64>,
+    /// Cluster mode, when local history does not reach back: what to fetch (up to
+    /// `upto`) from the shared stream, which then also decides about gaps.
+    pub remote: Option<Start>,
+}
+
+/// Where a new subscriber's stream starts, before its live events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// After this id (a `Last-Event-ID` resume).
+    After(u64),
+    /// With the last this many events of its topics (`?replay=N`).
+    Last(usize),
 }
 
 pub struct Sequencer {
@@ -191,6 +200,53 @@ impl Sequencer {
             frames: frames.into_iter().map(|(_, frame)| frame).collect(),
             upto,
             remote: None,
+        }
+    }
+
+    /// The last `n` retained events of `topics` (an event on several of them counts once),
+    /// in id order, for `?replay=N`; `n` is capped at the history's count bound. Live
+    /// events start after `upto`, read under the same lock, so there is no gap and no
+    /// duplicate at the seam. In cluster mode, when local history holds fewer than `n`
+    /// of them or may miss some (it records a topic only while it is watched here), the
+    /// shared stream is asked instead.
+    pub fn recent(&self, topics: &[&str], n: usize) -> Replay {
+        let n = n.min(self.bounds.count);
+        let mut state = self.lock();
+        let upto = match self.clustered {
+            true => self.last_id(),
+            false => state.next_id - 1,
+        };
+        let now_ms = self.now_ms();
+        // Local history holds every event of its topics above this id.
+        let mut complete_above = 0;
+        let mut frames: Vec<(u64, Bytes)> = Vec::new();
+        for &name in topics {
+            match state.topics.get_mut(name) {
+                Some(history) => {
+                    history.trim(now_ms, &self.bounds);
+                    complete_above = complete_above.max(history.complete_above());
+                    let skip = history.len().saturating_sub(n);
+                    frames.extend(history.after(0).skip(skip).map(|e| (e.id, e.frame.clone())));
+                }
+                None => complete_above = upto,
+            }
+        }
+        drop(state);
+        frames.sort_unstable_by_key(|&(id, _)| id);
+        frames.dedup_by_key(|&mut (id, _)| id);
+        let frames = frames.split_off(frames.len().saturating_sub(n));
+        let enough = frames.len() == n && frames.first().is_none_or(|&(id, _)| id > complete_above);
+        if self.clustered && !enough {
+            return Replay {
+                upto,
+                remote: Some(Start::Last(n)),
+                ..Replay::default()
+            };
+        }
+        Replay {
+            frames: frames.into_iter().map(|(_, frame)| frame).collect(),
+            upto,
+            ..Replay::default()
         }
     }
 

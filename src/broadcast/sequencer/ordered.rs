@@ -15,7 +15,7 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use super::interest::Workers;
-use super::{Replay, Sequencer, State};
+use super::{Replay, Sequencer, Start, State};
 use crate::broadcast::frame::Draft;
 use crate::broadcast::history::{Bounds, Entry};
 use crate::broadcast::inbox::{Batch, Event, Inbox};
@@ -119,7 +119,7 @@ impl Sequencer {
         let now_ms = self.now_ms();
         let remote = |after| Replay {
             upto,
-            remote: Some(after),
+            remote: Some(Start::After(after)),
             ..Replay::default()
         };
         let Some(after) = after else {

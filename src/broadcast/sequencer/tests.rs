@@ -153,3 +153,67 @@ fn parse_id_is_strict_decimal() {
     assert_eq!(parse_id(b""), None);
     assert_eq!(parse_id(b"1e3"), None);
 }
+
+/// The ids in replayed frames, in order.
+fn replayed_ids(r: &Replay) -> Vec<u64> {
+    replayed(r)
+        .iter()
+        .map(|f| {
+            f.strip_prefix("id: ")
+                .unwrap()
+                .split('\n')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn recent_merges_the_last_n_events_of_the_topics_in_id_order() {
+    let (s, _) = seq(1);
+    publish(&s, &["a"], "100"); // trimmed from a (count bound 3)
+    publish(&s, &["b"], "101");
+    publish(&s, &["a", "b"], "102");
+    publish(&s, &["c"], "103");
+    publish(&s, &["a"], "104");
+    publish(&s, &["a"], "105");
+    publish(&s, &["x"], "106");
+    let r = s.recent(&["a", "b", "c"], 3);
+    assert_eq!(replayed_ids(&r), [103, 104, 105]);
+    assert_eq!((r.upto, r.gap, r.remote), (106, None, None));
+    // An event on two topics comes once; the count is capped at the history bound.
+    assert_eq!(replayed_ids(&s.recent(&["a", "b"], 2)), [104, 105]);
+    assert_eq!(
+        replayed_ids(&s.recent(&["a", "b", "c"], 1000)),
+        [103, 104, 105],
+        "capped at 3"
+    );
+    assert_eq!(replayed_ids(&s.recent(&["b"], 3)), [101, 102]);
+    assert!(s.recent(&["nothing"], 3).frames.is_empty());
+}
+
+#[test]
+fn clustered_recent_asks_the_stream_when_local_history_may_miss_some() {
+    let inboxes: Vec<Arc<Inbox>> = vec![Arc::new(Inbox::default())];
+    let s = Sequencer::clustered(inboxes.into(), BOUNDS);
+    let stamp = |id: u64, topic: &str| Stamped {
+        id,
+        topics: [topic.to_string()].into_iter().collect(),
+        draft: Draft::new(None, b"x"),
+    };
+    s.publish_ordered(vec![stamp(10, "a")], 10);
+    s.watch(0, &["a"]);
+    s.publish_ordered(vec![stamp(20, "a"), stamp(30, "a")], 30);
+    // Recorded since 10: the last two are known to be the last two, not the last three.
+    let r = s.recent(&["a"], 2);
+    assert_eq!((replayed_ids(&r), r.remote), (vec![20, 30], None));
+    assert_eq!(s.recent(&["a"], 3).remote, Some(Start::Last(3)));
+    // A topic not recorded here at all.
+    let r = s.recent(&["a", "b"], 1);
+    assert_eq!(
+        (r.frames.len(), r.remote, r.upto),
+        (0, Some(Start::Last(1)), 30)
+    );
+}
