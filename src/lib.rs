@@ -43,6 +43,7 @@
 //! - [`worker`]: the per-worker event loop that ties the stages together, each stage's
 //!   state its own field; its wake sources in `worker::events`; `worker::Port`, the one
 //!   handle a connection task has on its worker.
+//! - [`census`]: subscribers per topic, process-wide, for `GET /topics`.
 //! - [`cluster`]: scale-out through one Redis stream shared by many processes.
 //! - [`page`]: the live page at `GET /`, and the `sys:stats` stream that feeds it.
 //! - [`metrics`] and [`logging`]: counters for `/metrics`, structured logs.
@@ -57,6 +58,7 @@
 pub mod accept;
 pub mod auth;
 pub mod broadcast;
+pub mod census;
 pub mod cluster;
 pub mod config;
 pub mod conn;

@@ -15,6 +15,7 @@ use crate::broadcast::frame::Body;
 use crate::broadcast::history::Bounds;
 use crate::broadcast::inbox::Inbox;
 use crate::broadcast::sequencer::Sequencer;
+use crate::census::Census;
 use crate::cluster::Cluster;
 use crate::config::{Config, Driver};
 use crate::conn::route::{preamble, stream_head};
@@ -78,17 +79,19 @@ impl Server {
             ttl_ms: config.history_ttl.as_millis() as u64,
         };
         let preamble = |body| preamble(stream_head(), body, config.retry);
+        let census = Arc::new(Census::new(workers));
         let (sequencer, cluster) = match &config.cluster {
             None => (Arc::new(Sequencer::new(inboxes.clone(), bounds)), None),
             Some(settings) => {
                 let sequencer = Arc::new(Sequencer::clustered(inboxes.clone(), bounds));
-                let cluster = Cluster::start(settings.clone(), sequencer.clone())
+                let cluster = Cluster::start(settings.clone(), sequencer.clone(), census.clone())
                     .map_err(io::Error::other)?;
                 (sequencer, Some(cluster))
             }
         };
         let shared = Arc::new(Shared {
             sequencer,
+            census,
             cluster,
             inboxes,
             stats: (0..workers).map(|_| WorkerStats::default()).collect(),

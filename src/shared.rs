@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 
 use crate::broadcast::inbox::Inbox;
 use crate::broadcast::sequencer::Sequencer;
+use crate::census::Census;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::{self, WorkerStats};
@@ -18,6 +19,8 @@ use crate::metrics::{self, WorkerStats};
 pub struct Shared {
     pub config: Config,
     pub sequencer: Arc<Sequencer>,
+    /// Subscribers per topic, for `GET /topics`.
+    pub census: Arc<Census>,
     /// The Redis link, in cluster mode.
     pub cluster: Option<Arc<Cluster>>,
     pub inboxes: Box<[Arc<Inbox>]>,

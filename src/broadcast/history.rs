@@ -97,6 +97,17 @@ impl History {
         self.trimmed_upto.max(self.since)
     }
 
+    /// The newest id recorded, retained or since trimmed.
+    pub fn newest_id(&self) -> Option<u64> {
+        let last = self.entries.back().map_or(self.trimmed_upto, |e| e.id);
+        (last > 0).then_some(last)
+    }
+
+    /// The retained frames' bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub fn oldest_id(&self) -> Option<u64> {
         self.entries.front().map(|e| e.id)
     }

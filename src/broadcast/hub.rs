@@ -61,6 +61,8 @@ pub struct Hub {
     crossed: Vec<(Arc<str>, bool)>,
     /// Topics that lost their last subscriber since then.
     emptied: Vec<Arc<str>>,
+    /// Topics whose subscriber count changed since then, with the new count.
+    counts: Vec<(Arc<str>, usize)>,
 }
 
 /// What changed in the hub's topic flags since the last look, for `Shared`'s mirrors.
@@ -72,6 +74,8 @@ pub struct Changes {
     pub crossed: Vec<(Arc<str>, bool)>,
     /// Topics that lost their last local subscriber.
     pub emptied: Vec<Arc<str>>,
+    /// Topics whose local subscriber count changed, with the new count (for `Census`).
+    pub counts: Vec<(Arc<str>, usize)>,
 }
 
 impl Hub {
@@ -95,6 +99,7 @@ impl Hub {
         if topic.subs.len() == HEAVY {
             self.crossed.push((topic.name.clone(), true));
         }
+        self.counts.push((topic.name.clone(), topic.subs.len()));
         let subs = &topic.subs;
         self.subscriptions += 1;
         Link {
@@ -117,6 +122,7 @@ impl Hub {
             self.crossed.push((topic.name.clone(), false));
         }
         self.subscriptions -= 1;
+        self.counts.push((topic.name.clone(), topic.subs.len()));
         if topic.subs.is_empty() {
             let topic = self.topics.remove(link.topic as usize);
             self.by_name.remove(&topic.name);
@@ -162,6 +168,7 @@ impl Hub {
             cooled: std::mem::take(&mut self.cooled),
             crossed: std::mem::take(&mut self.crossed),
             emptied: std::mem::take(&mut self.emptied),
+            counts: std::mem::take(&mut self.counts),
         }
     }
 

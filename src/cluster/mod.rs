@@ -15,6 +15,7 @@
 //! topics its subscribers follow; the Redis connections live on their own threads and
 //! talk to the workers through channels, so Redis never blocks an event loop.
 
+mod census;
 mod entry;
 pub mod ids;
 mod reader;
@@ -24,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::broadcast::sequencer::{Sequencer, Start};
+use crate::census::Census;
 
 /// Where the shared stream lives and how much of it Redis keeps.
 #[derive(Clone, Debug)]
@@ -92,6 +94,7 @@ pub struct Stats {
 /// The handle workers use.
 pub struct Cluster {
     requests: flume::Sender<Request>,
+    census: flume::Sender<census::Query>,
     pub settings: Settings,
     pub stats: Arc<Stats>,
 }
@@ -99,7 +102,11 @@ pub struct Cluster {
 impl Cluster {
     /// Checks the URL, then starts the reader and writer threads. Redis need not be up
     /// yet: the threads connect, and reconnect, by themselves.
-    pub fn start(settings: Settings, sequencer: Arc<Sequencer>) -> Result<Arc<Cluster>, String> {
+    pub fn start(
+        settings: Settings,
+        sequencer: Arc<Sequencer>,
+        counts: Arc<Census>,
+    ) -> Result<Arc<Cluster>, String> {
         let client = redis::Client::open(settings.url.as_str())
             .map_err(|e| format!("--cluster {}: {e}", settings.url))?;
         let stats = Arc::new(Stats::default());
@@ -109,12 +116,18 @@ impl Cluster {
         spawn("ringcast-redis-w")
             .spawn(move || writer.serve(incoming))
             .map_err(|e| e.to_string())?;
+        let (census, queries) = flume::unbounded();
+        let reporter = census::Reporter::new(client.clone(), &settings, stats.clone(), counts);
+        spawn("ringcast-redis-c")
+            .spawn(move || reporter.serve(queries))
+            .map_err(|e| e.to_string())?;
         let reader = reader::Reader::new(client, settings.clone(), stats.clone(), sequencer);
         spawn("ringcast-redis-r")
             .spawn(move || reader.run())
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(Cluster {
             requests,
+            census,
             settings,
             stats,
         }))
@@ -150,6 +163,37 @@ impl Cluster {
         .await
     }
 
+    /// Subscribers of `topic` on every live process.
+    pub async fn count(&self, topic: String) -> Result<u64, String> {
+        let (reply, answer) = flume::bounded(1);
+        let query = census::Query::Count { topic, reply };
+        self.census
+            .send(query)
+            .map_err(|_| "the Redis thread stopped".to_string())?;
+        flatten(answer.recv_async().await)
+    }
+
+    /// Up to `limit` topics with subscribers on any live process, under `prefix` and
+    /// after `after`, in name order, with their summed counts.
+    pub async fn list(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, String> {
+        let (reply, answer) = flume::bounded(1);
+        let query = census::Query::List {
+            prefix,
+            after,
+            limit,
+            reply,
+        };
+        self.census
+            .send(query)
+            .map_err(|_| "the Redis thread stopped".to_string())?;
+        flatten(answer.recv_async().await)
+    }
+
     async fn ask<T>(
         &self,
         request: Request,
@@ -163,4 +207,8 @@ impl Cluster {
             .await
             .map_err(|_| "the Redis thread stopped".to_string())?
     }
+}
+
+fn flatten<T>(answer: Result<Result<T, String>, flume::RecvError>) -> Result<T, String> {
+    answer.map_err(|_| "the Redis thread stopped".to_string())?
 }

@@ -112,6 +112,20 @@ impl Http {
                     self.port.stats().count_status(status);
                     bytes
                 }
+                Route::Topics(request) => {
+                    let shared = self.shared.clone();
+                    match super::topics::answer(request, &shared).await {
+                        Ok(json) => {
+                            self.port.stats().count_status(200);
+                            let mut r = Response::new(200).header("Cache-Control", "no-store");
+                            if !keep_alive {
+                                r = r.close();
+                            }
+                            r.body("application/json", json.as_bytes())
+                        }
+                        Err((status, why)) => return self.refuse(status, why),
+                    }
+                }
                 Route::Publish {
                     target,
                     batch,

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod publish;
 pub mod route;
 pub mod subscribe;
+pub mod topics;
 
 use std::os::fd::RawFd;
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::publish::{self, Refusal, Target};
 use super::subscribe::Subscribe;
+use super::topics::{self, Topics};
 use crate::auth::AuthError;
 use crate::broadcast::frame::{retry_frame, Body};
 use crate::http::parse::{self, Limits, Method, RequestHead, Status};
@@ -31,6 +32,8 @@ pub enum Route {
         bytes: Vec<u8>,
         close: bool,
     },
+    /// `GET /topics…`, answered by the connection's task (cluster mode asks Redis).
+    Topics(Topics),
     Refuse(u16, String),
 }
 
@@ -103,6 +106,9 @@ pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> Routed {
             None => Route::Refuse(404, "no such page asset".into()),
         },
         (b"/events" | b"/publish", Method::Options) => options(&head, path, shared),
+        (path, Method::Get) if path == b"/topics" || path.starts_with(b"/topics/") => {
+            topics(&head, &path[b"/topics".len()..], peer, shared)
+        }
         (
             path @ (b"/events" | b"/publish" | b"/healthz" | b"/metrics" | b"/" | b"/app.js"
             | b"/style.css" | b"/favicon.svg"),
@@ -242,6 +248,24 @@ fn publish(head: &RequestHead<'_>, peer: SocketAddr, shared: &Shared) -> Route {
             }
         }
         Err(e) => Route::Refuse(400, e.reason().into()),
+    }
+}
+
+/// `GET /topics…`: with the publisher's authorization (see `conn::topics`).
+fn topics(head: &RequestHead<'_>, rest: &[u8], peer: SocketAddr, shared: &Shared) -> Route {
+    let cfg = &shared.config;
+    let grant = match publish::authorize(
+        peer.ip(),
+        head.headers.authorization,
+        cfg.publish_token.as_deref(),
+        cfg.auth.as_deref(),
+    ) {
+        Ok(grant) => grant,
+        Err(Refusal { status, why }) => return Route::Refuse(status, why),
+    };
+    match topics::parse(rest, head.query) {
+        Ok(query) => Route::Topics(Topics { query, grant }),
+        Err(why) => Route::Refuse(400, why),
     }
 }
 

@@ -107,6 +107,9 @@ impl Worker {
     /// topics it need no longer hand to this worker.
     fn mirror_topic_flags(&mut self) {
         let changes = self.hub.take_changes();
+        if !changes.counts.is_empty() {
+            self.shared.census.set(self.index, &changes.counts);
+        }
         if !changes.emptied.is_empty() {
             let names = changes.emptied.iter().map(|t| &**t);
             self.shared.sequencer.unwatch(self.index, names);

@@ -265,6 +265,20 @@ impl Sequencer {
         (bytes, state.topics.len())
     }
 
+    /// What history holds of `topic`: the newest id it saw (None: none here), and the
+    /// retained events' count and bytes.
+    pub fn topic_history(&self, topic: &str) -> (Option<u64>, usize, usize) {
+        let mut state = self.lock();
+        let now_ms = self.now_ms();
+        match state.topics.get_mut(topic) {
+            Some(history) => {
+                history.trim(now_ms, &self.bounds);
+                (history.newest_id(), history.len(), history.bytes())
+            }
+            None => (None, 0, 0),
+        }
+    }
+
     pub fn first_id(&self) -> u64 {
         self.first_id
     }
