@@ -66,6 +66,8 @@ pub struct Grant {
     pub expires: Option<u64>,
     pub topics: Vec<Pattern>,
     pub publish: Vec<Pattern>,
+    /// The token's subject (`sub`), the user in subscription events.
+    pub user: Option<String>,
 }
 
 impl Grant {
@@ -93,6 +95,7 @@ struct Claims {
     topics: Vec<String>,
     #[serde(default)]
     publish: Vec<String>,
+    sub: Option<String>,
 }
 
 /// The verifier, built once from the configuration.
@@ -169,6 +172,7 @@ impl Auth {
             expires: claims.exp,
             topics: claims.topics.iter().map(|t| Pattern::parse(t)).collect(),
             publish: claims.publish.iter().map(|t| Pattern::parse(t)).collect(),
+            user: claims.sub,
         })
     }
 }

@@ -1,4 +1,5 @@
-//! How many subscribers follow each topic in this process, for `GET /topics`.
+//! How many subscribers follow each topic in this process, for `GET /topics`, and (with
+//! `--subscription-events`) which users, for `GET /topics/T/subscribers`.
 //!
 //! Each worker keeps its own ordered map of topic to local subscriber count, behind a
 //! lock only it writes and the rare topic query reads: a subscribe or close changes a
@@ -9,16 +10,75 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 type Counts = BTreeMap<Arc<str>, u32>;
+/// Per topic, the users following it and the streams each has.
+type Users = BTreeMap<Arc<str>, Counts>;
 
 pub struct Census {
     workers: Box<[Mutex<Counts>]>,
+    users: Box<[Mutex<Users>]>,
 }
 
 impl Census {
     pub fn new(workers: usize) -> Census {
         Census {
             workers: (0..workers).map(|_| Mutex::default()).collect(),
+            users: (0..workers).map(|_| Mutex::default()).collect(),
         }
+    }
+
+    /// Worker `worker` has `delta` more (or fewer) streams of `user` on each of `topics`.
+    pub fn add_user<'a>(
+        &self,
+        worker: usize,
+        topics: impl IntoIterator<Item = &'a str>,
+        user: &Arc<str>,
+        delta: i32,
+    ) {
+        let mut users = lock(&self.users[worker]);
+        for topic in topics {
+            if !users.contains_key(topic) {
+                users.insert(Arc::from(topic), Counts::new());
+            }
+            let following = users.get_mut(topic).expect("inserted above");
+            let n = following.entry(user.clone()).or_default();
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                following.remove(user);
+                if following.is_empty() {
+                    users.remove(topic);
+                }
+            }
+        }
+    }
+
+    /// Up to `limit` users following `topic` whose names sort after `after`, in name
+    /// order, each with its number of streams on every worker.
+    pub fn users(&self, topic: &str, after: Option<&str>, limit: usize) -> Vec<(Arc<str>, u64)> {
+        let mut merged: BTreeMap<Arc<str>, u64> = BTreeMap::new();
+        for users in self.users.iter() {
+            let users = lock(users);
+            let Some(following) = users.get(topic) else {
+                continue;
+            };
+            for (user, &n) in page(following, "", after).take(limit) {
+                *merged.entry(user.clone()).or_default() += u64::from(n);
+            }
+        }
+        merged.into_iter().take(limit).collect()
+    }
+
+    /// Every topic's users here, as `topic\nuser` and a stream count (cluster mode
+    /// reports this).
+    pub fn users_snapshot(&self) -> BTreeMap<String, u64> {
+        let mut all: BTreeMap<String, u64> = BTreeMap::new();
+        for users in self.users.iter() {
+            for (topic, following) in lock(users).iter() {
+                for (user, &n) in following {
+                    *all.entry(format!("{topic}\n{user}")).or_default() += u64::from(n);
+                }
+            }
+        }
+        all
     }
 
     /// Worker `worker` now has `count` local subscribers of each topic named (0: none).
@@ -65,10 +125,12 @@ impl Census {
     }
 
     fn lock(&self, worker: usize) -> MutexGuard<'_, Counts> {
-        self.workers[worker]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.workers[worker])
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The entries of `counts` under `prefix` after `after`, in order.
@@ -122,5 +184,31 @@ mod tests {
         c.set(1, &changes(&[("user/b", 0)]));
         assert_eq!(c.count("user/b"), 2);
         assert_eq!(c.snapshot().get("user/b"), Some(&2));
+    }
+
+    #[test]
+    fn users_are_counted_per_topic_over_workers_and_paged_by_name() {
+        let c = Census::new(2);
+        let (ann, bob): (Arc<str>, Arc<str>) = (Arc::from("ann"), Arc::from("bob"));
+        c.add_user(0, ["doc", "chat"], &ann, 1);
+        c.add_user(1, ["doc"], &ann, 1);
+        c.add_user(1, ["doc"], &bob, 1);
+        let named = |v: Vec<(Arc<str>, u64)>| -> Vec<(String, u64)> {
+            v.into_iter().map(|(u, n)| (u.to_string(), n)).collect()
+        };
+        assert_eq!(
+            named(c.users("doc", None, 10)),
+            [("ann".into(), 2), ("bob".into(), 1)]
+        );
+        assert_eq!(named(c.users("doc", Some("ann"), 10)), [("bob".into(), 1)]);
+        assert_eq!(named(c.users("doc", None, 1)), [("ann".into(), 2)]);
+        assert_eq!(c.users_snapshot().get("chat\nann"), Some(&1));
+        c.add_user(0, ["doc", "chat"], &ann, -1);
+        assert!(c.users("chat", None, 10).is_empty());
+        assert_eq!(
+            named(c.users("doc", None, 10)),
+            [("ann".into(), 1), ("bob".into(), 1)]
+        );
+        assert!(lock(&c.users[0]).is_empty(), "nothing left behind");
     }
 }

@@ -128,6 +128,9 @@ pub struct Config {
     /// Off, a port some other socket already listens on is refused at start: a forgotten
     /// ringcast silently taking half the connections is a trap. Cluster mode shares.
     pub reuse_port: bool,
+    /// Publish `join`/`leave` on `sys:subscriptions/T` as subscribers come and go, and
+    /// keep the users following each topic (`GET /topics/T/subscribers`).
+    pub subscription_events: bool,
 }
 
 impl Config {
@@ -167,6 +170,7 @@ impl Config {
             cors: None,
             cluster: None,
             reuse_port: false,
+            subscription_events: false,
         }
     }
 }
@@ -255,7 +259,7 @@ setters! {
     drain: Duration, history: usize, history_bytes: usize, history_ttl: Duration,
     publish_token: Option<String>, ring_entries: u32, flush_batch: usize, max_lag: Duration, tick: Duration, base_path: String,
     auth: Option<Arc<Auth>>, public_topics: Vec<Pattern>, cors: Option<Arc<Cors>>,
-    cluster: Option<crate::cluster::Settings>, reuse_port: bool,
+    cluster: Option<crate::cluster::Settings>, reuse_port: bool, subscription_events: bool,
 }
 
 /// Parses `200ms`, `15s`, `2m`, `1h`, `1d` (a bare number is seconds).

@@ -162,6 +162,11 @@ struct Flags {
     /// by --cluster). Without it, a port in use is an error at start.
     #[arg(long, env = "RINGCAST_REUSE_PORT")]
     reuse_port: bool,
+    /// Publish `join` and `leave` events on `sys:subscriptions/TOPIC` as subscribers
+    /// start and stop following TOPIC, and list the users following a topic at
+    /// GET /topics/TOPIC/subscribers.
+    #[arg(long, env = "RINGCAST_SUBSCRIPTION_EVENTS")]
+    subscription_events: bool,
     /// The Redis Stream all processes share.
     #[arg(
         long,
@@ -269,7 +274,8 @@ impl Flags {
             )
             .cors(cors)
             .cluster(cluster)
-            .reuse_port(self.reuse_port);
+            .reuse_port(self.reuse_port)
+            .subscription_events(self.subscription_events);
         config.validate()?;
         Ok(config)
     }

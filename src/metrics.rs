@@ -74,6 +74,8 @@ pub struct WorkerStats {
     pub heartbeats: Counter,
     pub replay_gaps: Counter,
     pub replayed: Counter,
+    /// Subscription events published (`--subscription-events`).
+    pub subscription_events: Counter,
     pub closes: [Counter; CloseReason::ALL.len()],
     pub statuses: [Counter; STATUSES.len()],
     /// Batches fanned out by this worker, by how long after the publish their writes
@@ -161,7 +163,7 @@ pub fn render(workers: &[WorkerStats], process: Process) -> String {
         );
     }
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, &str, Read<'_>); 9] = [
+    let simple: [(&str, &str, &str, Read<'_>); 10] = [
         (
             "ringcast_subscriptions",
             "Topic subscriptions of streaming subscribers.",
@@ -215,6 +217,12 @@ pub fn render(workers: &[WorkerStats], process: Process) -> String {
             "Frames replayed from history.",
             "counter",
             &|w| w.replayed.get(),
+        ),
+        (
+            "ringcast_subscription_events_total",
+            "join and leave events published on sys:subscriptions/ topics.",
+            "counter",
+            &|w| w.subscription_events.get(),
         ),
     ];
     for (name, help, kind, f) in simple {

@@ -142,6 +142,11 @@ impl Hub {
         })
     }
 
+    /// The shared name of the topic in `slot`.
+    pub fn topic_key(&self, slot: u32) -> &Arc<str> {
+        &self.topics[slot as usize].name
+    }
+
     /// The name of the topic in `slot`.
     pub fn topic_name(&self, slot: u32) -> &str {
         &self.topics[slot as usize].name

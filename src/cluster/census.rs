@@ -39,6 +39,12 @@ pub(super) enum Query {
         limit: usize,
         reply: flume::Sender<Result<Vec<(String, u64)>, String>>,
     },
+    Users {
+        topic: String,
+        after: Option<String>,
+        limit: usize,
+        reply: flume::Sender<Result<Vec<(String, u64)>, String>>,
+    },
 }
 
 pub(super) struct Reporter {
@@ -49,8 +55,9 @@ pub(super) struct Reporter {
     set: String,
     me: String,
     con: Option<Connection>,
-    /// The counts last written, to write the hash again only when they changed.
+    /// The counts and users last written, to write them again only when they changed.
     written: Option<BTreeMap<Arc<str>, u64>>,
+    written_users: Option<BTreeMap<String, u64>>,
 }
 
 impl Reporter {
@@ -71,6 +78,7 @@ impl Reporter {
             me: format!("{}-{nonce:x}", std::process::id()),
             con: None,
             written: None,
+            written_users: None,
         }
     }
 
@@ -93,9 +101,19 @@ impl Reporter {
                     let answer = self.with(|r, con| r.list(con, &prefix, after.as_deref(), limit));
                     let _ = reply.send(answer);
                 }
+                Ok(Query::Users {
+                    topic,
+                    after,
+                    limit,
+                    reply,
+                }) => {
+                    let answer = self.with(|r, con| r.users(con, &topic, after.as_deref(), limit));
+                    let _ = reply.send(answer);
+                }
                 Err(flume::RecvTimeoutError::Timeout) => {
                     if self.with(|r, con| r.report(con)).is_err() {
                         self.written = None;
+                        self.written_users = None;
                     }
                     next = Instant::now() + REPORT_EVERY;
                 }
@@ -147,6 +165,22 @@ impl Reporter {
             }
         }
         pipe.cmd("PEXPIRE").arg(&hash).arg(SHARE_TTL_MS).ignore();
+        let users = self.census.users_snapshot();
+        let users_hash = format!("{hash}:users");
+        if self.written_users.as_ref() != Some(&users) {
+            pipe.cmd("DEL").arg(&users_hash).ignore();
+            if !users.is_empty() {
+                let cmd = pipe.cmd("HSET").arg(&users_hash);
+                for (field, n) in &users {
+                    cmd.arg(field).arg(*n);
+                }
+                cmd.ignore();
+            }
+        }
+        pipe.cmd("PEXPIRE")
+            .arg(&users_hash)
+            .arg(SHARE_TTL_MS)
+            .ignore();
         pipe.cmd("ZADD")
             .arg(&self.set)
             .arg(now)
@@ -163,6 +197,7 @@ impl Reporter {
             .ignore();
         pipe.query::<()>(con)?;
         self.written = Some(counts);
+        self.written_users = Some(users);
         Ok(())
     }
 
@@ -197,30 +232,85 @@ impl Reporter {
         after: Option<&str>,
         limit: usize,
     ) -> RedisResult<Vec<(String, u64)>> {
-        let mut merged: BTreeMap<String, u64> = BTreeMap::new();
-        let wanted = |t: &str| t.starts_with(prefix) && after.is_none_or(|a| t > a);
-        for (topic, n) in self.census.list(prefix, after, limit) {
-            merged.insert(topic.to_string(), n);
-        }
+        let local = self.census.list(prefix, after, limit);
+        let local = local.into_iter().map(|(t, n)| (t.to_string(), n));
+        let hashes = self.others(con)?.iter().map(|p| self.hash_of(p)).collect();
         // Topic names have no glob characters (`topic::valid_topic`), nor do prefixes.
-        let pattern = format!("{prefix}*");
-        for p in self.others(con)? {
-            let hash = self.hash_of(&p);
+        let scan = Scan {
+            hashes,
+            pattern: format!("{prefix}*"),
+            limit,
+        };
+        let merged = scan.merge(con, local, |field| {
+            let wanted = field.starts_with(prefix) && after.is_none_or(|a| field > a);
+            wanted.then(|| field.to_string())
+        })?;
+        Ok(merged.into_iter().collect())
+    }
+
+    /// The users following `topic` on every live process, paged by name.
+    fn users(
+        &self,
+        con: &mut Connection,
+        topic: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> RedisResult<Vec<(String, u64)>> {
+        let local = self.census.users(topic, after, limit);
+        let local = local.into_iter().map(|(u, n)| (u.to_string(), n));
+        let others = self.others(con)?;
+        let field_prefix = format!("{topic}\n");
+        let scan = Scan {
+            hashes: others
+                .iter()
+                .map(|p| format!("{}:users", self.hash_of(p)))
+                .collect(),
+            pattern: format!("{}*", glob_escape(&field_prefix)),
+            limit,
+        };
+        let merged = scan.merge(con, local, |field| {
+            let user = field.strip_prefix(field_prefix.as_str())?;
+            after.is_none_or(|a| user > a).then(|| user.to_string())
+        })?;
+        Ok(merged.into_iter().collect())
+    }
+}
+
+/// A walk over other processes' hashes (`HSCAN … MATCH pattern`), keeping the first
+/// `limit` names.
+struct Scan {
+    hashes: Vec<String>,
+    pattern: String,
+    limit: usize,
+}
+
+impl Scan {
+    /// Adds to `local` the fields that `keep` names, summing their counts.
+    fn merge(
+        self,
+        con: &mut Connection,
+        local: impl Iterator<Item = (String, u64)>,
+        keep: impl Fn(&str) -> Option<String>,
+    ) -> RedisResult<BTreeMap<String, u64>> {
+        let mut merged: BTreeMap<String, u64> = local.collect();
+        for hash in &self.hashes {
             let mut cursor = 0u64;
             loop {
                 let (next, pairs): (u64, Vec<(String, u64)>) = redis::cmd("HSCAN")
-                    .arg(&hash)
+                    .arg(hash)
                     .arg(cursor)
                     .arg("MATCH")
-                    .arg(&pattern)
+                    .arg(&self.pattern)
                     .arg("COUNT")
                     .arg(SCAN_COUNT)
                     .query(con)?;
-                for (topic, n) in pairs.into_iter().filter(|(t, _)| wanted(t)) {
-                    *merged.entry(topic).or_default() += n;
+                for (field, n) in pairs {
+                    if let Some(name) = keep(&field) {
+                        *merged.entry(name).or_default() += n;
+                    }
                 }
                 // Keep memory bounded: only the first `limit` names can be answered.
-                while merged.len() > limit {
+                while merged.len() > self.limit {
                     merged.pop_last();
                 }
                 if next == 0 {
@@ -229,8 +319,20 @@ impl Reporter {
                 cursor = next;
             }
         }
-        Ok(merged.into_iter().collect())
+        Ok(merged)
     }
+}
+
+/// `s` with Redis glob characters escaped, for a `MATCH` pattern.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Redis's clock in milliseconds (`TIME`), the one clock every process agrees on.

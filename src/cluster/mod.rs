@@ -194,6 +194,27 @@ impl Cluster {
         flatten(answer.recv_async().await)
     }
 
+    /// Up to `limit` users following `topic` on any live process, after `after`, in
+    /// name order, with their summed stream counts.
+    pub async fn users(
+        &self,
+        topic: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, String> {
+        let (reply, answer) = flume::bounded(1);
+        let query = census::Query::Users {
+            topic,
+            after,
+            limit,
+            reply,
+        };
+        self.census
+            .send(query)
+            .map_err(|_| "the Redis thread stopped".to_string())?;
+        flatten(answer.recv_async().await)
+    }
+
     async fn ask<T>(
         &self,
         request: Request,

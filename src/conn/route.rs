@@ -165,7 +165,8 @@ fn subscribe(head: &RequestHead<'_>, shared: &Shared, cors: Option<&str>) -> Rou
         Err(e) => return Route::Refuse(400, e.reason().into()),
     };
     if let Some(auth) = &cfg.auth {
-        let public = |t: &String| cfg.public_topics.iter().any(|p| p.matches(t));
+        // Following a topic's subscription events takes what following the topic takes.
+        let public = |t: &String| cfg.public_topics.iter().any(|p| p.matches(guarded(t)));
         let token = auth.token(h.authorization, h.cookie, sub.access_token.as_deref());
         let checked = match token {
             None if sub.topics.iter().all(public) => Ok(None),
@@ -174,7 +175,7 @@ fn subscribe(head: &RequestHead<'_>, shared: &Shared, cors: Option<&str>) -> Rou
                 match sub
                     .topics
                     .iter()
-                    .all(|t| public(t) || grant.may_subscribe(t))
+                    .all(|t| public(t) || grant.may_subscribe(guarded(t)))
                 {
                     true => Ok(Some(grant)),
                     false => Err(AuthError::Forbidden),
@@ -182,7 +183,10 @@ fn subscribe(head: &RequestHead<'_>, shared: &Shared, cors: Option<&str>) -> Rou
             }),
         };
         match checked {
-            Ok(grant) => sub.expires_in = grant.and_then(|g| g.remaining_secs()),
+            Ok(grant) => {
+                sub.expires_in = grant.as_ref().and_then(|g| g.remaining_secs());
+                sub.user = grant.and_then(|g| g.user);
+            }
             Err(e) => return Route::Refuse(e.status(), e.reason().into()),
         }
     }
@@ -197,6 +201,14 @@ fn subscribe(head: &RequestHead<'_>, shared: &Shared, cors: Option<&str>) -> Rou
         ));
     }
     Route::Subscribe(sub)
+}
+
+/// The topic whose authorization a subscription to `topic` needs: `T` for its
+/// subscription events (`sys:subscriptions/T`), else itself.
+fn guarded(topic: &str) -> &str {
+    topic
+        .strip_prefix(crate::worker::SUBSCRIPTIONS_PREFIX)
+        .unwrap_or(topic)
 }
 
 /// The response head of every event stream (before CORS headers, if any).

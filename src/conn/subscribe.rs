@@ -28,6 +28,8 @@ pub struct Subscribe {
     pub expires_in: Option<u64>,
     /// Chunks (HTTP/1.1), or the close (HTTP/1.0).
     pub body: Body,
+    /// Who the subscriber is, when its authorization says (a JWT's `sub`).
+    pub user: Option<String>,
 }
 
 impl Subscribe {
@@ -67,6 +69,7 @@ impl Subscribe {
             head: None,
             expires_in: None,
             body: Body::Chunked,
+            user: None,
         })
     }
 }

@@ -1,6 +1,7 @@
-//! `GET /topics/T` (one topic: its subscribers and what history holds of it) and
+//! `GET /topics/T` (one topic: its subscribers and what history holds of it),
 //! `GET /topics?prefix=P&after=NAME&limit=K` (the topics with subscribers, in name
-//! order, a page at a time). Both need the publisher's authorization, and with a JWT
+//! order, a page at a time) and, with `--subscription-events`,
+//! `GET /topics/T/subscribers?after=USER&limit=K` (the users following it). Both need the publisher's authorization, and with a JWT
 //! grant only the topics it may publish to are shown. In cluster mode the subscriber
 //! counts are summed over every live process through Redis (`cluster::census`).
 
@@ -22,6 +23,11 @@ pub enum TopicQuery {
         after: Option<String>,
         limit: usize,
     },
+    Subscribers {
+        topic: String,
+        after: Option<String>,
+        limit: usize,
+    },
 }
 
 /// A topic request: what it asks, and the grant it is answered within (None: all).
@@ -36,8 +42,38 @@ pub fn parse(rest: &[u8], query_string: Option<&[u8]>) -> Result<TopicQuery, Str
         return list(query_string.unwrap_or_default());
     }
     let raw = rest.strip_prefix(b"/").ok_or("no such endpoint")?;
+    let (raw, users) = match raw.strip_suffix(b"/subscribers") {
+        Some(topic) => (topic, true),
+        None => (raw, false),
+    };
     let name = query::decode(raw).map_err(|_| "malformed percent-encoding in path")?;
-    topic_name(&name).map(TopicQuery::Info)
+    let topic = topic_name(&name)?;
+    if !users {
+        return Ok(TopicQuery::Info(topic));
+    }
+    let (mut after, mut limit) = (None, DEFAULT_LIMIT);
+    for pair in query::pairs(query_string.unwrap_or_default()) {
+        let (key, value) = pair.map_err(|_| "malformed percent-encoding in query")?;
+        match &*key {
+            b"after" => after = Some(String::from_utf8_lossy(&value).into_owned()),
+            b"limit" => limit = parse_limit(&value)?,
+            _ => {}
+        }
+    }
+    Ok(TopicQuery::Subscribers {
+        topic,
+        after,
+        limit,
+    })
+}
+
+fn parse_limit(value: &[u8]) -> Result<usize, String> {
+    std::str::from_utf8(value)
+        .ok()
+        .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or(format!("limit is a number from 1 to {MAX_LIMIT}"))
 }
 
 fn list(query_string: &[u8]) -> Result<TopicQuery, String> {
@@ -48,14 +84,7 @@ fn list(query_string: &[u8]) -> Result<TopicQuery, String> {
             b"prefix" if value.is_empty() => {}
             b"prefix" => prefix = topic_name(&value).map_err(|_| bad_prefix())?,
             b"after" => after = Some(topic_name(&value)?),
-            b"limit" => {
-                limit = std::str::from_utf8(&value)
-                    .ok()
-                    .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse().ok())
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or(format!("limit is a number from 1 to {MAX_LIMIT}"))?
-            }
+            b"limit" => limit = parse_limit(&value)?,
             _ => {}
         }
     }
@@ -132,22 +161,64 @@ pub async fn answer(request: Topics, shared: &Shared) -> Result<String, (u16, St
                 info(&mut out, topic, *n);
                 out.push(',');
             }
-            if out.ends_with(',') {
-                out.pop();
+            finish_page(&mut out, next);
+            Ok(out)
+        }
+        TopicQuery::Subscribers {
+            topic,
+            after,
+            limit,
+        } => {
+            if !shared.config.subscription_events {
+                return Err((404, "users are kept only with --subscription-events".into()));
             }
-            out.push_str("],\"next\":");
-            match next {
-                Some(name) => {
-                    out.push('"');
-                    json_escape(&name, &mut out);
-                    out.push('"');
-                }
-                None => out.push_str("null"),
+            if !may(&topic) {
+                return Err((403, format!("the token does not allow {topic}")));
             }
-            out.push('}');
+            let page: Vec<(String, u64)> = match &shared.cluster {
+                None => shared
+                    .census
+                    .users(&topic, after.as_deref(), limit)
+                    .into_iter()
+                    .map(|(u, n)| (u.to_string(), n))
+                    .collect(),
+                Some(cluster) => cluster
+                    .users(topic.clone(), after, limit)
+                    .await
+                    .map_err(unavailable)?,
+            };
+            let next = (page.len() == limit).then(|| page[page.len() - 1].0.clone());
+            let mut out = String::from("{\"topic\":\"");
+            json_escape(&topic, &mut out);
+            out.push_str("\",\"users\":[");
+            for (user, n) in &page {
+                out.push_str("{\"user\":\"");
+                json_escape(user, &mut out);
+                out.push_str("\",\"connections\":");
+                out.push_str(itoa::Buffer::new().format(*n));
+                out.push_str("},");
+            }
+            finish_page(&mut out, next);
             Ok(out)
         }
     }
+}
+
+/// Closes a page's list (dropping a trailing comma) and adds where the next one starts.
+fn finish_page(out: &mut String, next: Option<String>) {
+    if out.ends_with(',') {
+        out.pop();
+    }
+    out.push_str("],\"next\":");
+    match next {
+        Some(name) => {
+            out.push('"');
+            json_escape(&name, out);
+            out.push('"');
+        }
+        None => out.push_str("null"),
+    }
+    out.push('}');
 }
 
 /// `{"topic":"…","subscribers":N}`.
@@ -189,6 +260,15 @@ mod tests {
                 limit: DEFAULT_LIMIT
             })
         );
+        assert_eq!(
+            parse(b"/doc%2F1/subscribers", Some(b"after=ann&limit=5")),
+            Ok(TopicQuery::Subscribers {
+                topic: "doc/1".into(),
+                after: Some("ann".into()),
+                limit: 5
+            })
+        );
+        assert!(parse(b"/subscribers", None).is_ok(), "a topic named so");
         for bad in [
             "limit=0",
             "limit=1001",

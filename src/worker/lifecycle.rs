@@ -184,6 +184,13 @@ impl Worker {
         }
         // Wakes the pending watch and fails a pending send, so both complete promptly.
         sys::shutdown(fd, sys::Shut::Both);
+        if was_stream && self.presence.is_some() {
+            let topics: Vec<_> = links
+                .iter()
+                .map(|l| self.hub.topic_key(l.topic).clone())
+                .collect();
+            self.left(key, &topics);
+        }
         for link in &links {
             if let Some(moved) = self.hub.unsubscribe(*link) {
                 self.conns[moved.conn as usize].links[moved.link as usize].pos = moved.pos;

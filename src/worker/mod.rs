@@ -16,6 +16,7 @@ mod drain;
 pub mod events;
 mod lifecycle;
 pub mod port;
+mod presence;
 mod subscribe;
 mod turn;
 
@@ -38,6 +39,7 @@ use crate::stream::Writes;
 use crate::timer::Timers;
 pub use events::{Events, Kick};
 pub use port::Port;
+pub use presence::PREFIX as SUBSCRIPTIONS_PREFIX;
 
 /// How often a draining worker closes its next batch of subscribers.
 const DRAIN_STEP: Duration = Duration::from_millis(20);
@@ -67,6 +69,8 @@ pub struct Worker {
     busy: bool,
     /// The listener's descriptor, shut down to stop accepting when draining.
     listener_fd: RawFd,
+    /// Subscription events and users, with `--subscription-events`.
+    presence: Option<presence::Presence>,
 }
 
 impl Worker {
@@ -101,6 +105,7 @@ impl Worker {
             housekept: Instant::now(),
             busy: false,
             listener_fd,
+            presence: cfg.subscription_events.then(presence::Presence::default),
             shared,
         }
     }
@@ -183,6 +188,8 @@ pub async fn run(worker: Rc<RefCell<Worker>>, mut events: Events) {
         w.expire_timers();
         // 5. Start up to a batch of pending writes: one system call for the turn.
         w.flush();
+        // 5½. This turn's subscription events, as one publish.
+        w.publish_presence();
         // 6. About once a second: expire history by age, publish `sys:stats`.
         w.housekeeping();
         if w.finished() {

@@ -41,6 +41,7 @@ impl Worker {
             self.conns[key as usize].set(flags::HELD);
             self.start_stream(key, &topics, replay.upto, [], ends_in);
             self.watch_stats(key, &topics);
+            self.joined(key, &topics, request.user.as_deref());
             let gen = self.conns[key as usize].gen;
             return Some(RemoteResume {
                 start,
@@ -52,6 +53,7 @@ impl Worker {
         let first = first_frames(self.preamble(request), request, replay, self.stats());
         self.start_stream(key, &topics, upto, first, ends_in);
         self.watch_stats(key, &topics);
+        self.joined(key, &topics, request.user.as_deref());
         None
     }
 
