@@ -12,6 +12,7 @@ use super::publish::{self, Refusal, Target};
 use super::subscribe::Subscribe;
 use crate::auth::AuthError;
 use crate::broadcast::frame::{retry_frame, Body};
+use crate::forward_auth::Credentials;
 use crate::http::parse::{self, Limits, Method, RequestHead, Status};
 use crate::http::response::Response;
 use crate::page;
@@ -48,6 +49,8 @@ pub struct Routed {
     pub route: Route,
     pub keep_alive: bool,
     pub cors: Option<String>,
+    /// What forward auth (`--auth-url`) is to be shown, when it is to be asked.
+    pub forward: Option<Box<Credentials>>,
 }
 
 /// Parses a complete request head and decides what to do with it.
@@ -72,6 +75,7 @@ pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> Routed {
                 route,
                 keep_alive,
                 cors: None,
+                forward: None,
             };
         }
         Base::Outside => {
@@ -127,10 +131,17 @@ pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> Routed {
         route => route,
     };
     let keep_alive = keep_alive && !matches!(route, Route::Refuse(..));
+    let forward = match (&route, &cfg.forward_auth) {
+        (Route::Subscribe(_), Some(_)) => true,
+        (Route::Publish { .. }, Some(f)) => f.publish,
+        _ => false,
+    };
+    let forward = forward.then(|| Box::new(Credentials::from_head(h, head.target, peer.ip())));
     Routed {
         route,
         keep_alive,
         cors,
+        forward,
     }
 }
 
@@ -146,6 +157,7 @@ fn refused(status: u16, why: String) -> Routed {
         route: Route::Refuse(status, why),
         keep_alive: false,
         cors: None,
+        forward: None,
     }
 }
 
@@ -176,7 +188,10 @@ fn subscribe(head: &RequestHead<'_>, shared: &Shared, cors: Option<&str>) -> Rou
             }),
         };
         match checked {
-            Ok(grant) => sub.expires_in = grant.and_then(|g| g.remaining_secs()),
+            Ok(grant) => {
+                sub.expires_in = grant.as_ref().and_then(|g| g.remaining_secs());
+                sub.user = grant.and_then(|g| g.subject);
+            }
             Err(e) => return Route::Refuse(e.status(), e.reason().into()),
         }
     }

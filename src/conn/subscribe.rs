@@ -26,6 +26,8 @@ pub struct Subscribe {
     pub expires_in: Option<u64>,
     /// Chunks (HTTP/1.1), or the close (HTTP/1.0).
     pub body: Body,
+    /// Who subscribes: the forward-auth answer's `user`, else the JWT's `sub` claim.
+    pub user: Option<String>,
 }
 
 impl Subscribe {
@@ -62,6 +64,7 @@ impl Subscribe {
             head: None,
             expires_in: None,
             body: Body::Chunked,
+            user: None,
         })
     }
 }
