@@ -312,6 +312,10 @@ impl Http {
             {
                 return self.refuse(status, why);
             }
+            // The answer may have taken long enough for a shutdown to begin.
+            if self.shared.is_draining() {
+                return self.refuse(503, "shutting down".into());
+            }
         }
         End::Stream(Box::new(sub))
     }
