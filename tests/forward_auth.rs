@@ -490,3 +490,45 @@ fn a_thousand_subscribers_at_once_share_a_bounded_pool() {
     );
     assert_eq!(outcome(&server, "allow"), SUBSCRIBERS as u64);
 }
+
+#[test]
+fn the_options_come_from_a_config_file_and_a_bad_url_stops_the_start() {
+    let auth = AuthServer::start(by_cookie);
+    let file = std::env::temp_dir().join(format!("ringcast-fa-{}.toml", std::process::id()));
+    std::fs::write(
+        &file,
+        format!(
+            "auth_url = \"{}\"\nauth_timeout = \"300ms\"\nauth_cache_ttl = \"1h\"\nauth_max_conns = 2\n",
+            auth.url()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--workers", "1", "--config", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    let mut slow = Sse::open(server.addr, "topic=a", &[("Cookie", "session=slow")]);
+    assert_eq!(slow.status(), 503);
+    assert_eq!(outcome(&server, "timeout"), 1);
+    for _ in 0..2 {
+        assert_eq!(status(&server, "topic=a", &[("Cookie", "session=ok")]), 200);
+    }
+    assert_eq!(outcome(&server, "cached"), 1);
+
+    for (args, says) in [
+        (&["--auth-url", "https://127.0.0.1:1/x"][..], "TLS"),
+        (&["--auth-url", "127.0.0.1:1"][..], "--auth-url"),
+        (
+            &["--auth-url", "http://127.0.0.1:notaport/"][..],
+            "bad port",
+        ),
+        (&["--auth-publish"][..], "--auth-publish needs --auth-url"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringcast"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
