@@ -66,8 +66,8 @@ pub struct Grant {
     pub expires: Option<u64>,
     pub topics: Vec<Pattern>,
     pub publish: Vec<Pattern>,
-    /// The token's subject (`sub`), the user in subscription events.
-    pub user: Option<String>,
+    /// The `sub` claim: who the subscriber is.
+    pub subject: Option<String>,
 }
 
 impl Grant {
@@ -91,11 +91,11 @@ impl Grant {
 #[derive(Deserialize)]
 struct Claims {
     exp: Option<u64>,
+    sub: Option<String>,
     #[serde(default)]
     topics: Vec<String>,
     #[serde(default)]
     publish: Vec<String>,
-    sub: Option<String>,
 }
 
 /// The verifier, built once from the configuration.
@@ -172,7 +172,7 @@ impl Auth {
             expires: claims.exp,
             topics: claims.topics.iter().map(|t| Pattern::parse(t)).collect(),
             publish: claims.publish.iter().map(|t| Pattern::parse(t)).collect(),
-            user: claims.sub,
+            subject: claims.sub,
         })
     }
 }
@@ -233,7 +233,15 @@ mod tests {
         let g = auth().verify(t.as_bytes()).unwrap();
         assert!(g.may_subscribe("a") && g.may_subscribe("b/c") && !g.may_subscribe("c"));
         assert!(g.may_publish("b/x") && !g.may_publish("a"));
-        assert_eq!(g.expires, None);
+        assert_eq!((g.expires, g.subject), (None, None));
+        let t = token(
+            serde_json::json!({"topics": ["a"], "sub": "ann"}),
+            b"s3cret",
+        );
+        assert_eq!(
+            auth().verify(t.as_bytes()).unwrap().subject.as_deref(),
+            Some("ann")
+        );
     }
 
     #[test]

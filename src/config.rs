@@ -118,6 +118,8 @@ pub struct Config {
     pub base_path: String,
     /// Verifies subscriber (and publisher) JWTs; None leaves subscribing open.
     pub auth: Option<Arc<Auth>>,
+    /// Asks an HTTP auth server about each subscribe (and publish); None: nobody asked.
+    pub forward_auth: Option<Arc<crate::forward_auth::Settings>>,
     /// Topics anyone may subscribe to without a token while `auth` is on (patterns).
     pub public_topics: Vec<Pattern>,
     /// Cross-origin access; None answers no origin.
@@ -166,6 +168,7 @@ impl Config {
             tick: DEFAULT_TICK,
             base_path: String::new(),
             auth: None,
+            forward_auth: None,
             public_topics: Vec::new(),
             cors: None,
             cluster: None,
@@ -211,6 +214,11 @@ impl Config {
         }
         if self.auth.is_none() && !self.public_topics.is_empty() {
             return Err("--public-topic needs --jwt-secret or --jwt-public-key".into());
+        }
+        if let Some(f) = &self.forward_auth {
+            if f.timeout.is_zero() || f.max_conns == 0 {
+                return Err("--auth-timeout and --auth-max-conns must be above zero".into());
+            }
         }
         if let Some(cluster) = &self.cluster {
             check_redis_url(&cluster.url)?;
@@ -258,7 +266,7 @@ setters! {
     max_queued_frames: usize, max_queued_bytes: usize, sndbuf: Option<usize>, max_lifetime: Option<Duration>,
     drain: Duration, history: usize, history_bytes: usize, history_ttl: Duration,
     publish_token: Option<String>, ring_entries: u32, flush_batch: usize, max_lag: Duration, tick: Duration, base_path: String,
-    auth: Option<Arc<Auth>>, public_topics: Vec<Pattern>, cors: Option<Arc<Cors>>,
+    auth: Option<Arc<Auth>>, forward_auth: Option<Arc<crate::forward_auth::Settings>>, public_topics: Vec<Pattern>, cors: Option<Arc<Cors>>,
     cluster: Option<crate::cluster::Settings>, reuse_port: bool, subscription_events: bool,
 }
 

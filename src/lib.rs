@@ -33,7 +33,8 @@
 //! - [`conn`]: a connection's slab entry, the handshake, routing, and the two endpoints;
 //!   [`topic`]: the topic grammar they share; [`json`]: the JSON written by hand.
 //! - [`auth`] and [`cors`]: who may subscribe and publish (JWT, publish token), and
-//!   which browser origins may.
+//!   which browser origins may; [`forward_auth`]: the same asked of an HTTP auth server
+//!   (`--auth-url`) from the handshake, over a per-worker pool of connections.
 //! - [`broadcast`]: frames, ids, history, cross-worker inboxes, per-worker topic hub.
 //! - [`stream`]: the subscriber data plane (`stream::Writes`: the kernel interface on
 //!   io_uring or epoll, the dirty list, writes in flight, completions) and the fan-out
@@ -63,6 +64,7 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod cors;
+pub mod forward_auth;
 pub mod http;
 pub mod json;
 pub mod logging;

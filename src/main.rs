@@ -13,6 +13,7 @@ use std::sync::Arc;
 use ringcast::auth::{Auth, Pattern};
 use ringcast::config::{self, parse_base_path, parse_duration, parse_size, Config, Driver};
 use ringcast::cors::Cors;
+use ringcast::forward_auth::Settings as ForwardAuth;
 use ringcast::logging;
 
 mod flag_sources;
@@ -135,6 +136,24 @@ struct Flags {
     /// Also accept the JWT in an access_token query parameter (URLs end up in logs).
     #[arg(long, env = "RINGCAST_AUTH_QUERY_TOKEN")]
     auth_query_token: bool,
+    /// Ask this HTTP auth server (http://host:port/path) about every subscribe: a 2xx
+    /// allows (a JSON body {"topics":[...],"user":"..."} narrows), 401/403 are passed on,
+    /// anything else or no answer in --auth-timeout is 503.
+    #[arg(long, env = "RINGCAST_AUTH_URL")]
+    auth_url: Option<String>,
+    /// How long a forward-auth call may take in all (connecting included).
+    #[arg(long, env = "RINGCAST_AUTH_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    auth_timeout: Duration,
+    /// Reuse an allowing answer for the same Cookie, Authorization, Origin and topics
+    /// this long (per worker); 0: ask every time.
+    #[arg(long, env = "RINGCAST_AUTH_CACHE_TTL", default_value = "0s", value_parser = parse_duration)]
+    auth_cache_ttl: Duration,
+    /// Ask the auth server about publishes too (action `publish`, every topic of a batch).
+    #[arg(long, env = "RINGCAST_AUTH_PUBLISH")]
+    auth_publish: bool,
+    /// Connections to the auth server per worker, kept alive; calls beyond wait in line.
+    #[arg(long, env = "RINGCAST_AUTH_MAX_CONNS", default_value_t = ringcast::forward_auth::DEFAULT_MAX_CONNS)]
+    auth_max_conns: usize,
     /// Topic (or `prefix*`) anyone may subscribe to without a token (repeatable).
     #[arg(
         long = "public-topic",
@@ -224,6 +243,17 @@ impl Flags {
             (None, None) => None,
         }
         .map(Arc::new);
+        let forward_auth = match &self.auth_url {
+            Some(url) => Some(Arc::new(
+                ForwardAuth::new(url)?
+                    .timeout(self.auth_timeout)
+                    .cache_ttl(self.auth_cache_ttl)
+                    .publish(self.auth_publish)
+                    .max_conns(self.auth_max_conns),
+            )),
+            None if self.auth_publish => return Err("--auth-publish needs --auth-url".into()),
+            None => None,
+        };
         let cors = Cors::new(&self.cors_origins, self.cors_credentials)?.map(Arc::new);
         let cluster = self.cluster.clone().map(|url| ringcast::cluster::Settings {
             url,
@@ -266,6 +296,7 @@ impl Flags {
             .tick(self.tick)
             .base_path(self.base_path)
             .auth(auth)
+            .forward_auth(forward_auth)
             .public_topics(
                 self.public_topics
                     .iter()

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::conn::CloseReason;
+use crate::forward_auth::Outcome;
 
 /// A counter written by one worker thread and read by any. A relaxed load and store is a
 /// plain move on x86-64: no locked instruction on the hot path.
@@ -77,6 +78,8 @@ pub struct WorkerStats {
     /// Subscription events published (`--subscription-events`).
     pub subscription_events: Counter,
     pub closes: [Counter; CloseReason::ALL.len()],
+    /// Forward-auth checks (`--auth-url`), by how they ended.
+    pub forward_auth: [Counter; Outcome::ALL.len()],
     pub statuses: [Counter; STATUSES.len()],
     /// Batches fanned out by this worker, by how long after the publish their writes
     /// were submitted; the last slot is +Inf.
@@ -239,6 +242,15 @@ pub fn render(workers: &[WorkerStats], process: Process) -> String {
             out,
             "ringcast_closes_total{{reason=\"{}\"}} {n}",
             reason.name()
+        );
+    }
+    let _ = writeln!(out, "# HELP ringcast_forward_auth_total Forward-auth checks (--auth-url), by outcome.\n# TYPE ringcast_forward_auth_total counter");
+    for outcome in Outcome::ALL {
+        let n = total(&|w| w.forward_auth[outcome.index()].get());
+        let _ = writeln!(
+            out,
+            "ringcast_forward_auth_total{{outcome=\"{}\"}} {n}",
+            outcome.name()
         );
     }
     let _ = writeln!(out, "# HELP ringcast_requests_total Responses sent, by status.\n# TYPE ringcast_requests_total counter");

@@ -15,10 +15,12 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use super::forward;
 use super::publish::{self, Refusal, Target};
 use super::route::{self, route, Framing, Route};
 use super::subscribe::Subscribe;
 use super::CloseReason;
+use crate::forward_auth::Credentials;
 use crate::http::body::ChunkedDecoder;
 use crate::http::parse;
 use crate::http::response::{self, Response};
@@ -95,13 +97,14 @@ impl Http {
             let routed = route(&self.buf[..head_len], self.peer, &self.shared);
             let (next, mut keep_alive) = (routed.route, routed.keep_alive);
             self.cors = routed.cors;
+            let forward = routed.forward;
             self.buf.drain(..head_len);
             let answer = match next {
                 Route::Subscribe(sub) if self.shared.is_draining() => {
                     let _ = sub;
                     return self.refuse(503, "shutting down".into());
                 }
-                Route::Subscribe(sub) => return End::Stream(Box::new(sub)),
+                Route::Subscribe(sub) => return self.forward_auth(sub, forward).await,
                 Route::Refuse(status, why) => return self.refuse(status, why),
                 Route::Answer {
                     status,
@@ -132,7 +135,7 @@ impl Http {
                     body,
                     expect_continue,
                 } => match self
-                    .publish(target, batch, body, expect_continue, keep_alive)
+                    .publish(target, batch, body, expect_continue, keep_alive, forward)
                     .await
                 {
                     Ok(bytes) => bytes,
@@ -243,6 +246,7 @@ impl Http {
         framing: Framing,
         expect: bool,
         keep_alive: bool,
+        forward: Option<Box<Credentials>>,
     ) -> Result<Vec<u8>, End> {
         let shared = self.shared.clone();
         let cfg = &shared.config;
@@ -280,6 +284,16 @@ impl Http {
             .iter()
             .flat_map(|v| v.topics.iter().map(|t| &**t))
             .collect();
+        if let (Some(who), Some(settings)) = (forward, &cfg.forward_auth) {
+            let mut distinct = topics.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if let Err(Refusal { status, why }) =
+                forward::publish(&self.port, settings, &who, &distinct).await
+            {
+                return Err(self.refuse(status, why));
+            }
+        }
         self.wait_for_capacity(&topics).await?;
         let ids = match &shared.cluster {
             None => {
@@ -301,6 +315,23 @@ impl Http {
             r = r.close();
         }
         Ok(r.body("application/json", json.as_bytes()))
+    }
+
+    /// A subscribe, asked about when forward auth is on: narrowed, or refused.
+    async fn forward_auth(&mut self, mut sub: Subscribe, who: Option<Box<Credentials>>) -> End {
+        let settings = self.shared.config.forward_auth.clone();
+        if let (Some(who), Some(settings)) = (who, settings) {
+            if let Err(Refusal { status, why }) =
+                forward::subscribe(&self.port, &settings, &who, &mut sub).await
+            {
+                return self.refuse(status, why);
+            }
+            // The answer may have taken long enough for a shutdown to begin.
+            if self.shared.is_draining() {
+                return self.refuse(503, "shutting down".into());
+            }
+        }
+        End::Stream(Box::new(sub))
     }
 
     /// Holds a publish to `topics` back while fan-out runs behind (see [`Capacity`]):

@@ -6,6 +6,7 @@
 //! then becomes plain state in this entry, with no task, no future and no read buffer.
 //! The lifecycle is written down in `src/conn/LIFECYCLE.md`.
 
+pub mod forward;
 pub mod handshake;
 pub mod lifecycle;
 pub mod publish;

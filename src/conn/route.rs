@@ -13,6 +13,7 @@ use super::subscribe::Subscribe;
 use super::topics::{self, Topics};
 use crate::auth::AuthError;
 use crate::broadcast::frame::{retry_frame, Body};
+use crate::forward_auth::Credentials;
 use crate::http::parse::{self, Limits, Method, RequestHead, Status};
 use crate::http::response::Response;
 use crate::page;
@@ -51,6 +52,8 @@ pub struct Routed {
     pub route: Route,
     pub keep_alive: bool,
     pub cors: Option<String>,
+    /// What forward auth (`--auth-url`) is to be shown, when it is to be asked.
+    pub forward: Option<Box<Credentials>>,
 }
 
 /// Parses a complete request head and decides what to do with it.
@@ -75,6 +78,7 @@ pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> Routed {
                 route,
                 keep_alive,
                 cors: None,
+                forward: None,
             };
         }
         Base::Outside => {
@@ -133,10 +137,17 @@ pub fn route(head_bytes: &[u8], peer: SocketAddr, shared: &Shared) -> Routed {
         route => route,
     };
     let keep_alive = keep_alive && !matches!(route, Route::Refuse(..));
+    let forward = match (&route, &cfg.forward_auth) {
+        (Route::Subscribe(_), Some(_)) => true,
+        (Route::Publish { .. }, Some(f)) => f.publish,
+        _ => false,
+    };
+    let forward = forward.then(|| Box::new(Credentials::from_head(h, head.target, peer.ip())));
     Routed {
         route,
         keep_alive,
         cors,
+        forward,
     }
 }
 
@@ -152,6 +163,7 @@ fn refused(status: u16, why: String) -> Routed {
         route: Route::Refuse(status, why),
         keep_alive: false,
         cors: None,
+        forward: None,
     }
 }
 
@@ -185,7 +197,7 @@ fn subscribe(head: &RequestHead<'_>, shared: &Shared, cors: Option<&str>) -> Rou
         match checked {
             Ok(grant) => {
                 sub.expires_in = grant.as_ref().and_then(|g| g.remaining_secs());
-                sub.user = grant.and_then(|g| g.user);
+                sub.user = grant.and_then(|g| g.subject);
             }
             Err(e) => return Route::Refuse(e.status(), e.reason().into()),
         }

@@ -28,7 +28,7 @@ pub struct Subscribe {
     pub expires_in: Option<u64>,
     /// Chunks (HTTP/1.1), or the close (HTTP/1.0).
     pub body: Body,
-    /// Who the subscriber is, when its authorization says (a JWT's `sub`).
+    /// Who subscribes: the forward-auth answer's `user`, else the JWT's `sub` claim.
     pub user: Option<String>,
 }
 
