@@ -33,7 +33,7 @@ hot() { # $1: json path
 }
 
 start() {
-    $RC --listen "127.0.0.1:$PORT" --workers 2 >"$OUT/server.log" 2>&1 &
+    $RC --listen "127.0.0.1:$PORT" --workers 2 ${RC_ARGS:-} >"$OUT/server.log" 2>&1 &
     SERVER=$!
     for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done
     echo "ringcast did not start" >&2; exit 1
