@@ -87,6 +87,11 @@ impl History {
         self.entries.range(start..)
     }
 
+    /// The newest `n` retained events (all of them if fewer), oldest first.
+    pub fn newest(&self, n: usize) -> impl Iterator<Item = &Entry> {
+        self.entries.range(self.entries.len().saturating_sub(n)..)
+    }
+
     /// Whether every event of this topic with an id above `after` is still retained.
     pub fn reaches_back_to(&self, after: u64) -> bool {
         self.trimmed_upto <= after && self.since <= after

@@ -165,12 +165,8 @@ impl Cluster {
 
     /// Subscribers of `topic` on every live process.
     pub async fn count(&self, topic: String) -> Result<u64, String> {
-        let (reply, answer) = flume::bounded(1);
-        let query = census::Query::Count { topic, reply };
-        self.census
-            .send(query)
-            .map_err(|_| "the Redis thread stopped".to_string())?;
-        flatten(answer.recv_async().await)
+        self.ask_census(|reply| census::Query::Count { topic, reply })
+            .await
     }
 
     /// Up to `limit` topics with subscribers on any live process, under `prefix` and
@@ -181,17 +177,13 @@ impl Cluster {
         after: Option<String>,
         limit: usize,
     ) -> Result<Vec<(String, u64)>, String> {
-        let (reply, answer) = flume::bounded(1);
-        let query = census::Query::List {
+        self.ask_census(|reply| census::Query::List {
             prefix,
             after,
             limit,
             reply,
-        };
-        self.census
-            .send(query)
-            .map_err(|_| "the Redis thread stopped".to_string())?;
-        flatten(answer.recv_async().await)
+        })
+        .await
     }
 
     /// Up to `limit` users following `topic` on any live process, after `after`, in
@@ -202,17 +194,23 @@ impl Cluster {
         after: Option<String>,
         limit: usize,
     ) -> Result<Vec<(String, u64)>, String> {
-        let (reply, answer) = flume::bounded(1);
-        let query = census::Query::Users {
+        self.ask_census(|reply| census::Query::Users {
             topic,
             after,
             limit,
             reply,
-        };
-        self.census
-            .send(query)
-            .map_err(|_| "the Redis thread stopped".to_string())?;
-        flatten(answer.recv_async().await)
+        })
+        .await
+    }
+
+    /// Asks the census thread the query `make` builds around its reply channel.
+    async fn ask_census<T>(
+        &self,
+        make: impl FnOnce(flume::Sender<Result<T, String>>) -> census::Query,
+    ) -> Result<T, String> {
+        let (reply, answer) = flume::bounded(1);
+        self.census.send(make(reply)).map_err(|_| stopped())?;
+        answer.recv_async().await.map_err(|_| stopped())?
     }
 
     async fn ask<T>(
@@ -220,16 +218,11 @@ impl Cluster {
         request: Request,
         answer: flume::Receiver<Result<T, String>>,
     ) -> Result<T, String> {
-        self.requests
-            .send(request)
-            .map_err(|_| "the Redis thread stopped".to_string())?;
-        answer
-            .recv_async()
-            .await
-            .map_err(|_| "the Redis thread stopped".to_string())?
+        self.requests.send(request).map_err(|_| stopped())?;
+        answer.recv_async().await.map_err(|_| stopped())?
     }
 }
 
-fn flatten<T>(answer: Result<Result<T, String>, flume::RecvError>) -> Result<T, String> {
-    answer.map_err(|_| "the Redis thread stopped".to_string())?
+fn stopped() -> String {
+    "the Redis thread stopped".to_string()
 }

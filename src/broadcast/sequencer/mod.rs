@@ -225,8 +225,7 @@ impl Sequencer {
                 Some(history) => {
                     history.trim(now_ms, &self.bounds);
                     complete_above = complete_above.max(history.complete_above());
-                    let skip = history.len().saturating_sub(n);
-                    frames.extend(history.after(0).skip(skip).map(|e| (e.id, e.frame.clone())));
+                    frames.extend(history.newest(n).map(|e| (e.id, e.frame.clone())));
                 }
                 None => complete_above = upto,
             }
