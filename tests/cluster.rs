@@ -9,17 +9,6 @@ use std::time::Duration;
 use common::redis::Redis;
 use common::{id_of, Client, Event, Server, Sse};
 
-fn node(redis: &Redis, extra: &[&str]) -> Server {
-    let url = redis.url();
-    let mut args = vec!["--workers", "2", "--cluster", url.as_str()];
-    args.extend_from_slice(extra);
-    let server = Server::start(&args);
-    common::eventually("reading the stream", || {
-        server.metric("ringcast_cluster_up") == 1
-    });
-    server
-}
-
 fn subscribed(server: &Server, n: u64) {
     common::eventually("subscribed", || server.metric("ringcast_subscribers") == n);
 }
@@ -27,7 +16,7 @@ fn subscribed(server: &Server, n: u64) {
 #[test]
 fn an_event_published_on_any_process_reaches_subscribers_on_all() {
     let redis = Redis::start(false);
-    let nodes: Vec<Server> = (0..3).map(|_| node(&redis, &[])).collect();
+    let nodes: Vec<Server> = (0..3).map(|_| redis.node(&[])).collect();
     let mut subs: Vec<Sse> = nodes
         .iter()
         .map(|n| n.subscribe("topic=all&topic=other"))
@@ -82,8 +71,8 @@ fn an_event_published_on_any_process_reaches_subscribers_on_all() {
 #[test]
 fn a_client_resumes_on_another_process_exactly() {
     let redis = Redis::start(false);
-    let a = node(&redis, &[]);
-    let b = node(&redis, &[]);
+    let a = redis.node(&[]);
+    let b = redis.node(&[]);
     let mut on_a = a.subscribe("topic=r");
     on_a.head();
     subscribed(&a, 1);
@@ -128,8 +117,8 @@ fn stream_ids(events: &[Event]) -> Vec<String> {
 /// kills and restarts Redis, then lets the processes run again.
 fn restart_redis_with_unread_entries(persistent: bool) -> (Vec<Event>, u64) {
     let mut redis = Redis::start(persistent);
-    let a = node(&redis, &[]);
-    let b = node(&redis, &[]);
+    let a = redis.node(&[]);
+    let b = redis.node(&[]);
     let mut sub = b.subscribe("topic=o");
     sub.head();
     subscribed(&b, 1);
@@ -190,7 +179,7 @@ fn a_redis_restart_that_lost_events_sends_a_gap_frame() {
 #[test]
 fn publishes_during_an_outage_get_503_and_subscribers_are_not_stalled() {
     let mut redis = Redis::start(false);
-    let a = node(&redis, &[]);
+    let a = redis.node(&[]);
     let mut sub = a.subscribe("topic=x");
     sub.head();
     subscribed(&a, 1);
@@ -225,8 +214,8 @@ fn publishes_during_an_outage_get_503_and_subscribers_are_not_stalled() {
 #[test]
 fn restarting_one_process_does_not_disturb_the_others() {
     let redis = Redis::start(false);
-    let mut a = node(&redis, &[]);
-    let b = node(&redis, &[]);
+    let mut a = redis.node(&[]);
+    let b = redis.node(&[]);
     let mut on_b = b.subscribe("topic=p");
     on_b.head();
     subscribed(&b, 1);
@@ -236,7 +225,7 @@ fn restarting_one_process_does_not_disturb_the_others() {
         .is_some_and(|s| s.success()));
     let id = id_of(&b.publish("topic=p", b"still here").1);
     assert_eq!(on_b.next().id, id.to_string());
-    let a2 = node(&redis, &[]);
+    let a2 = redis.node(&[]);
     let id = id_of(&a2.publish("topic=p", b"from the new process").1);
     let ev = on_b.next();
     assert_eq!(
@@ -255,9 +244,7 @@ fn processes_can_share_one_port() {
     let redis = Redis::start(false);
     let port = common::redis::free_port();
     let listen = format!("127.0.0.1:{port}");
-    let nodes: Vec<Server> = (0..2)
-        .map(|_| node(&redis, &["--listen", &listen]))
-        .collect();
+    let nodes: Vec<Server> = (0..2).map(|_| redis.node(&["--listen", &listen])).collect();
     let mut subs: Vec<Sse> = (0..100)
         .map(|_| nodes[0].subscribe("topic=shared"))
         .collect();

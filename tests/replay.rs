@@ -15,28 +15,10 @@ fn ids(events: &[Event]) -> Vec<u64> {
     events.iter().map(|e| e.id.parse().unwrap()).collect()
 }
 
-/// Publishes twelve events spread over topics a, b, c (every fourth on a and c at once)
-/// and one on another topic; returns the twelve ids.
-fn publish_spread(addr: std::net::SocketAddr) -> Vec<u64> {
-    let mut c = Client::connect(addr);
-    let mut issued = Vec::new();
-    for i in 0..12 {
-        let query = match i % 4 {
-            0 => "topic=a",
-            1 => "topic=b",
-            2 => "topic=c",
-            _ => "topic=a&topic=c",
-        };
-        issued.push(id_of(&c.publish(query, format!("e{i}").as_bytes(), &[]).1));
-    }
-    c.publish("topic=other", b"not ours", &[]);
-    issued
-}
-
 #[test]
 fn replay_sends_the_last_n_events_of_three_topics_in_id_order_then_live() {
     let server = Server::start(&["--workers", "2"]);
-    let issued = publish_spread(server.addr);
+    let issued = common::publish_over_three_topics(server.addr);
     let mut s = server.subscribe("topic=a&topic=b&topic=c&replay=5");
     let got = s.take(5);
     assert_eq!(ids(&got), issued[7..], "the five newest, each once");
@@ -158,18 +140,8 @@ fn replay_plus_live_has_no_gap_or_duplicate_while_a_publisher_runs() {
 #[test]
 fn in_cluster_mode_replay_comes_from_redis_when_local_history_holds_fewer() {
     let redis = Redis::start(false);
-    let node = |extra: &[&str]| {
-        let url = redis.url();
-        let mut args = vec!["--workers", "2", "--cluster", url.as_str()];
-        args.extend_from_slice(extra);
-        let server = Server::start(&args);
-        common::eventually("reading the stream", || {
-            server.metric("ringcast_cluster_up") == 1
-        });
-        server
-    };
-    let (a, b) = (node(&[]), node(&[]));
-    let issued = publish_spread(a.addr);
+    let (a, b) = (redis.node(&[]), redis.node(&[]));
+    let issued = common::publish_over_three_topics(a.addr);
     // B never had a subscriber of these topics: its history is empty, Redis serves it.
     let mut on_b = b.subscribe("topic=a&topic=b&topic=c&replay=5");
     assert_eq!(ids(&on_b.take(5)), issued[7..]);

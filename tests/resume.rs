@@ -61,18 +61,7 @@ fn resuming_from_the_fourth_id_replays_exactly_five_to_ten() {
 #[test]
 fn resuming_across_three_topics_merges_in_id_order_once() {
     let server = Server::start(&["--workers", "2"]);
-    let mut c = Client::connect(server.addr);
-    let mut issued = Vec::new();
-    for i in 0..12 {
-        let query = match i % 4 {
-            0 => "topic=a",
-            1 => "topic=b",
-            2 => "topic=c",
-            _ => "topic=a&topic=c",
-        };
-        issued.push(id_of(&c.publish(query, format!("{i}").as_bytes(), &[]).1));
-    }
-    c.publish("topic=other", b"not ours", &[]);
+    let issued = common::publish_over_three_topics(server.addr);
     let mut s = resume(&server, "topic=a&topic=b&topic=c", &issued[2].to_string());
     let got = s.take(9);
     assert_eq!(

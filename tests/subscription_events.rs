@@ -144,27 +144,11 @@ fn a_burst_of_a_thousand_joins_is_published_and_the_server_keeps_answering() {
     assert_eq!(watcher.next().event, "leave");
 }
 
-fn node(redis: &Redis) -> Server {
-    let url = redis.url();
-    let server = Server::start(&[
-        "--workers",
-        "2",
-        "--cluster",
-        url.as_str(),
-        "--jwt-secret",
-        SECRET,
-        "--subscription-events",
-    ]);
-    common::eventually("reading the stream", || {
-        server.metric("ringcast_cluster_up") == 1
-    });
-    server
-}
-
 #[test]
 fn in_cluster_mode_events_cross_processes_and_a_killed_processs_users_expire() {
     let redis = Redis::start(false);
-    let (a, b) = (node(&redis), node(&redis));
+    let extra = ["--jwt-secret", SECRET, "--subscription-events"];
+    let (a, b) = (redis.node(&extra), redis.node(&extra));
     let mut watcher = as_user(&a, "topic=sys:subscriptions/doc", "watcher", &["doc"]);
     let _on_a = as_user(&a, "topic=doc", "ann", &["doc"]);
     let on_b = as_user(&b, "topic=doc", "bob", &["doc"]);

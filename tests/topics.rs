@@ -149,19 +149,10 @@ fn topic_info_needs_the_publishers_authorization() {
     );
 }
 
-fn node(redis: &Redis) -> Server {
-    let url = redis.url();
-    let server = Server::start(&["--workers", "2", "--cluster", url.as_str()]);
-    common::eventually("reading the stream", || {
-        server.metric("ringcast_cluster_up") == 1
-    });
-    server
-}
-
 #[test]
 fn in_cluster_mode_counts_are_summed_over_live_processes_and_a_dead_ones_expire() {
     let redis = Redis::start(false);
-    let (a, b) = (node(&redis), node(&redis));
+    let (a, b) = (redis.node(&[]), redis.node(&[]));
     let _on_a: Vec<Sse> = (0..2).map(|_| open(&a, "topic=doc/1")).collect();
     let on_b: Vec<Sse> = vec![open(&b, "topic=doc/1"), open(&b, "topic=doc/2")];
     // Each process reports about once a second.

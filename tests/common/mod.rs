@@ -2,6 +2,7 @@
 //! chosen by the kernel, raw HTTP over `std::net`, and a spec-following SSE reader.
 #![allow(dead_code)]
 
+pub mod auth_server;
 pub mod clients;
 pub mod redis;
 pub mod sse;
@@ -256,6 +257,24 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Publishes twelve events `e0`..`e11` spread over topics a, b and c (every fourth on a
+/// and c at once), then one on another topic; returns the twelve ids.
+pub fn publish_over_three_topics(addr: SocketAddr) -> Vec<u64> {
+    let mut c = Client::connect(addr);
+    let mut issued = Vec::new();
+    for i in 0..12 {
+        let query = match i % 4 {
+            0 => "topic=a",
+            1 => "topic=b",
+            2 => "topic=c",
+            _ => "topic=a&topic=c",
+        };
+        issued.push(id_of(&c.publish(query, format!("e{i}").as_bytes(), &[]).1));
+    }
+    c.publish("topic=other", b"not ours", &[]);
+    issued
 }
 
 /// The id from a publish answer `{"id":"123"}`.

@@ -35,6 +35,19 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A ringcast process in cluster mode on this Redis (2 workers, plus `extra`), once
+    /// it reads the shared stream.
+    pub fn node(&self, extra: &[&str]) -> super::Server {
+        let url = self.url();
+        let mut args = vec!["--workers", "2", "--cluster", url.as_str()];
+        args.extend_from_slice(extra);
+        let server = super::Server::start(&args);
+        super::eventually("reading the stream", || {
+            server.metric("ringcast_cluster_up") == 1
+        });
+        server
+    }
+
     /// Kills the server at once (SIGKILL: nothing flushed beyond what fsync already did).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
