@@ -27,7 +27,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::clients::{node_program, python_program, Running};
+use common::clients::{node_program, python_program, Running, CLIENT_START};
 use common::{id_of, Server};
 use serde::Deserialize;
 
@@ -116,7 +116,7 @@ client_tests! {
 fn live(client: Command) {
     let server = Server::start(&SERVER_ARGS);
     let mut client = spawn(client, &server, EVENTS.len(), None);
-    client.wait_for("the client to subscribe", || {
+    client.wait_for("the client to subscribe", CLIENT_START, || {
         server.metric("ringcast_subscribers") == 1
     });
     let published = publish(&server, &EVENTS);
@@ -140,7 +140,7 @@ fn resume(client: Command) {
     let published = publish(&server, &EVENTS);
     let resume_from = published[1].0.to_string();
     let mut client = spawn(client, &server, 2, Some(&resume_from));
-    client.wait_for("the client to subscribe", || {
+    client.wait_for("the client to subscribe", CLIENT_START, || {
         server.metric("ringcast_subscribers") == 1
     });
     // Seen after the subscribe, so no later than it: a fair start for the bound.

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::clients::{node_program, python_program, require_on_path, Running};
-use common::{id_of, Server};
+use common::clients::{node_program, python_program, require_on_path, Running, CLIENT_START};
+use common::{id_of, Server, PATIENCE};
 use serde::Deserialize;
 
 /// Streams end after about 2 s with a retry hint of 1–2 s: the hint is the window in
@@ -183,11 +183,11 @@ fn run_scenario(mut client: Command, extra: &[&str]) -> Run {
     client.args([&format!("http://{}", server.addr), TOPIC, &count]);
     let mut client = Running::spawn(client.args(extra));
 
-    client.wait_for("the client to subscribe", || {
+    client.wait_for("the client to subscribe", CLIENT_START, || {
         server.metric("ringcast_subscribers") == 1
     });
     let live_ids = publish(&server, &LIVE);
-    client.wait_for("the server to end the first stream", || {
+    client.wait_for("the server to end the first stream", PATIENCE, || {
         server.metric("ringcast_closes_total{reason=\"lifetime\"}") == 1
     });
     let missed_ids = publish(&server, &MISSED);

@@ -26,14 +26,17 @@ const FLAGS = [
 ];
 
 // Served by request interception at the server's own origin: EventSource across
-// origins would need CORS. The page runs observe() on the native EventSource into
-// window.result, then lists the events for the screenshot and sets window.finished.
+// origins would need CORS. Once the page has loaded, start() runs observe() on the
+// native EventSource into window.result, then lists the events for the screenshot and
+// sets window.finished. The stream starts only when the page is told to, after the
+// navigation has finished: a request the page makes while it is still loading can be
+// missed by the 'request' listener on a machine under load.
 const PAGE = `<!doctype html><meta charset="utf-8"><title>ringcast conformance</title>
 <h1>ringcast: native EventSource</h1><p id="status">connecting</p><ol id="events"></ol>
 <script>
 ${observe.toString()}
 window.result = {};
-observe(EventSource, '/events?topic=' + encodeURIComponent(${JSON.stringify(topic)}), {},
+window.start = () => observe(EventSource, '/events?topic=' + encodeURIComponent(${JSON.stringify(topic)}), {},
   ${count}, window.result, () => {
     const r = window.result;
     document.getElementById('status').textContent =
@@ -76,6 +79,9 @@ bounded(async (result) => {
     await page.goto(pageUrl);
     // Only the page itself is intercepted; the stream goes to the server untouched.
     await page.unroute(pageUrl);
+    await page.evaluate(() => {
+      window.start();
+    });
     // Copies the page's record until it is complete, so a timeout still shows it.
     for (;;) {
       const [record, finished] = await page.evaluate(() => [window.result, window.finished]);
