@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPS=${1:-3}
 OUT=${2:-target/bench-results/mixed-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
-RC=target/release/ringcast
+RC=${RC:-target/release/ringcast}  # RC=path compares another build
 LG=target/release/loadgen
 PORT=29091
 HOT_PORT=$PORT

@@ -36,6 +36,12 @@ pub const STUCK_AFTER: Duration = Duration::from_secs(1);
 /// `Last-Event-ID`) than allowed to pace a publisher that other topics share.
 pub const HOT_MIN: usize = 8;
 
+/// A topic with at most this many subscribers on a worker fans out narrowly: its
+/// subscribers' writes go in the prompt lane of the dirty list (see
+/// [`crate::stream::DirtyList`]), ahead of a wide fan-out's, since each is one small
+/// write and all of them fit in a turn's batches.
+pub const NARROW: usize = 64;
+
 /// What a subscriber may hold before it is evicted, and when its writes count as
 /// stuck; in ticks of the worker's clock.
 #[derive(Clone, Copy, Debug)]
@@ -183,9 +189,14 @@ pub fn fan_out(
             continue;
         };
         let (mut deep, mut reading) = (0, 0);
+        let narrow = subs.len() <= NARROW;
         for sub in subs {
             let conn = &mut conns[sub.conn as usize];
             match queue(conn, event.id, &event.frame, bound) {
+                Queued::Yes if narrow => {
+                    queued += 1;
+                    dirty.mark_prompt(conn, sub.conn);
+                }
                 Queued::Yes => {
                     queued += 1;
                     dirty.mark(conn, sub.conn);
@@ -331,6 +342,29 @@ mod tests {
         }
         let listed: Vec<(u32, u32)> = dirty.iter().map(|d| (d.key, d.since)).collect();
         assert_eq!(listed, [(0, 10), (1, 10), (2, 10)]);
+    }
+
+    #[test]
+    fn a_narrow_topics_subscriber_is_listed_ahead_of_a_wide_fan_out() {
+        let (mut hub, mut conns) = setup(NARROW + 1);
+        let mut alone = Conn::new(-1, 0);
+        alone.enter(Phase::Stream);
+        let key = conns.insert(alone) as u32;
+        let link = hub.subscribe("n", key, 0);
+        conns[key as usize].links.push(link);
+        let (mut dirty, mut found) = (DirtyList::default(), Found::default());
+        for (id, topic) in [(1, "t"), (2, "n")] {
+            let event = Event {
+                id,
+                topics: smallvec![Arc::from(topic)],
+                frame: Bytes::from_static(b"data: x\n\n"),
+            };
+            fan_out(&hub, &mut conns, &mut dirty, &mut found, &event, &LIMITS);
+        }
+        let listed: Vec<u32> = dirty.iter().map(|d| d.key).collect();
+        assert_eq!(listed.len(), NARROW + 2);
+        assert_eq!(listed[0], key, "the one-subscriber topic's write goes first");
+        assert_eq!(listed[1..], (0..=NARROW as u32).collect::<Vec<_>>());
     }
 
     #[test]
