@@ -70,6 +70,15 @@ impl TopicFlags {
     }
 }
 
+/// A publish to a heavy topic waits while a worker's inbox holds this many batches
+/// published to heavy topics. Each may be a fan-out to thousands of subscribers, a turn's
+/// fan-out budget or more, and every event behind them, to any topic, waits for them:
+/// with room for 512 events, a saturating 1 KiB publisher to 10,000 subscribers (epoll
+/// driver) kept the inbox a second or two deep, and events to one-subscriber topics
+/// waited 1.3 s (median) in it (issue 14's mixed run). Four keep a worker's fan-out busy
+/// for its next turns while the publisher, polling every millisecond, refills it.
+pub const HEAVY_QUEUED: usize = 4;
+
 /// How a publish may proceed. An overloaded server slows its publishers down rather than
 /// evicting subscribers that read as fast as they can.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,8 +86,9 @@ pub enum Capacity {
     Free,
     /// A worker left published events in its inbox longer than `--max-lag`, or has more
     /// than half a queue bound of events there (each may be for all its subscribers;
-    /// twice that for a publish to no heavy topic): publishes wait until it catches up
-    /// (or answer 503 after the handshake timeout). Measured with the same room for
+    /// twice that for a publish to no heavy topic), or, for a publish to a heavy topic,
+    /// [`HEAVY_QUEUED`] batches to heavy topics: publishes wait until it catches up (or
+    /// answer 503 after the handshake timeout). Measured with the same room for
     /// all: the backlog sat at the bound behind a firehose publisher, and a publish to a
     /// topic of one subscriber waited up to 428 ms for a free place (epoll driver,
     /// 19,000 subscribers of the firehose).
@@ -114,26 +124,21 @@ impl Shared {
     /// Whether fan-out keeps up with publishing to `topics` (see [`Capacity`]).
     pub fn publish_capacity<'a>(
         &self,
-        topics: impl IntoIterator<Item = &'a str> + Clone,
+        heavy: bool,
+        topics: impl IntoIterator<Item = &'a str>,
     ) -> Capacity {
         let backlog = self.config.max_queued_frames / 2;
-        let late = self
-            .inboxes
-            .iter()
-            .any(|i| i.waiting() > self.config.max_lag);
+        let late = (self.inboxes.iter()).any(|i| i.waiting() > self.config.max_lag);
         let queued = self.inboxes.iter().map(|i| i.events()).max().unwrap_or(0);
         let saturated = self.stats.iter().any(|w| w.saturated.get() != 0);
-        if !late && queued <= backlog && !saturated {
-            return Capacity::Free;
-        }
-        // A worker's backlog holds publishes to heavy topics at `backlog` events and
-        // the others at twice that: a publisher to a topic of a few subscribers, whose
-        // event costs the fan-out next to nothing, is not queued behind a firehose.
-        let room = match self.heavy.any(topics.clone()) {
-            true => backlog,
-            false => backlog * 2,
-        };
-        if late || queued > room {
+        // A worker's backlog holds publishes to heavy topics at `HEAVY_QUEUED` batches of
+        // them (or `backlog` events), the others at twice `backlog` events: a publisher
+        // to a topic of a few subscribers, whose event costs the fan-out next to nothing,
+        // is not queued behind a firehose, and the firehose's events do not pile up in
+        // front of it.
+        let crowded = heavy && self.inboxes.iter().any(|i| i.heavy() >= HEAVY_QUEUED);
+        let room = if heavy { backlog } else { backlog * 2 };
+        if late || crowded || queued > room {
             Capacity::Lagging
         } else if saturated && self.hot.any(topics) {
             Capacity::Saturated
@@ -159,6 +164,70 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broadcast::history::Bounds;
+    use crate::broadcast::inbox::Batch;
+    use std::time::{Duration, Instant};
+
+    fn shared(workers: usize) -> Shared {
+        let inboxes: Box<[Arc<Inbox>]> = (0..workers).map(|_| Arc::default()).collect();
+        let bounds = Bounds {
+            count: 16,
+            bytes: 1 << 20,
+            ttl_ms: 0,
+        };
+        Shared {
+            config: Config::new(),
+            sequencer: Arc::new(Sequencer::new(inboxes.clone(), bounds)),
+            census: Arc::new(Census::new(workers)),
+            cluster: None,
+            inboxes,
+            stats: (0..workers).map(|_| WorkerStats::default()).collect(),
+            open: AtomicUsize::new(0),
+            max_connections: 16,
+            stream_preamble: [Bytes::new(), Bytes::new()],
+            draining: AtomicBool::new(false),
+            hot: TopicFlags::default(),
+            heavy: TopicFlags::default(),
+        }
+    }
+
+    fn batch(heavy: bool, published_at: Instant) -> Arc<Batch> {
+        Arc::new(Batch {
+            events: Vec::new(),
+            published_at,
+            heavy,
+            notice: None,
+        })
+    }
+
+    #[test]
+    fn a_heavy_topics_publishes_wait_while_its_batches_crowd_an_inbox_and_others_go_on() {
+        let shared = shared(2);
+        let inbox = &shared.inboxes[1];
+        for _ in 1..HEAVY_QUEUED {
+            inbox.push(batch(true, Instant::now()));
+        }
+        assert_eq!(shared.publish_capacity(true, ["wide"]), Capacity::Free);
+        inbox.push(batch(true, Instant::now()));
+        assert_eq!(shared.publish_capacity(true, ["wide"]), Capacity::Lagging);
+        assert_eq!(
+            shared.publish_capacity(false, ["personal/1"]),
+            Capacity::Free,
+            "a publish to a light topic does not wait for the heavy ones"
+        );
+        inbox.pop();
+        assert_eq!(shared.publish_capacity(true, ["wide"]), Capacity::Free);
+    }
+
+    #[test]
+    fn every_publish_waits_while_a_worker_leaves_events_older_than_the_lag() {
+        let shared = shared(2);
+        let late = Instant::now() - shared.config.max_lag - Duration::from_millis(50);
+        shared.inboxes[0].set_backlog(Some(late));
+        assert_eq!(shared.publish_capacity(false, ["personal/1"]), Capacity::Lagging);
+        shared.inboxes[0].set_backlog(None);
+        assert_eq!(shared.publish_capacity(false, ["personal/1"]), Capacity::Free);
+    }
 
     #[test]
     fn a_topic_stays_flagged_until_every_worker_that_flagged_it_unflags_it() {

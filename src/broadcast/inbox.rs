@@ -31,6 +31,9 @@ pub struct Batch {
     pub events: Vec<Event>,
     /// When the sequencer took the ids, for the publish-to-write latency metric.
     pub published_at: Instant,
+    /// Published to a heavy topic (see `broadcast::hub::HEAVY`): each of its events may
+    /// fan out to many subscribers, so the publish gate counts such batches apart.
+    pub heavy: bool,
     /// A frame without an id for the local subscribers of one topic, or of all topics
     /// (None): the cluster's notice that events may have been lost while Redis was
     /// unreachable; this process's own stats in cluster mode.
@@ -46,15 +49,27 @@ pub struct Inbox {
     /// When the first push since the worker's last drain came ([`now_us`]), 0 once it
     /// drains: how long the oldest batch in the queue has waited for the worker.
     waiting_since: AtomicU64,
+    /// When the oldest batch the worker has left for a later turn (its fan-out budget ran
+    /// out) was published ([`now_us`]), 0 when it left none: with `waiting_since`, how
+    /// long the oldest event not yet fanned out has waited.
+    backlog_since: AtomicU64,
     /// Events in the queued batches.
     events: AtomicUsize,
+    /// Queued batches published to heavy topics.
+    heavy: AtomicUsize,
     waker: AtomicWaker,
 }
 
-/// Microseconds on a process-wide monotonic clock, never 0.
+/// Microseconds on a process-wide monotonic clock, never 0. Its epoch lies an hour
+/// before its first use (where the platform allows), so that the publish time of any
+/// batch in an inbox has a stamp.
 fn now_us() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64 + 1
+    let epoch = EPOCH.get_or_init(|| {
+        let now = Instant::now();
+        now.checked_sub(Duration::from_secs(3600)).unwrap_or(now)
+    });
+    epoch.elapsed().as_micros() as u64 + 1
 }
 
 impl Inbox {
@@ -62,6 +77,9 @@ impl Inbox {
     /// identically in every inbox).
     pub fn push(&self, batch: Arc<Batch>) {
         self.events.fetch_add(batch.events.len(), Ordering::Relaxed);
+        if batch.heavy {
+            self.heavy.fetch_add(1, Ordering::Relaxed);
+        }
         self.queue.push(batch);
     }
 
@@ -80,13 +98,26 @@ impl Inbox {
         true
     }
 
-    /// How long the worker has left its oldest pushed batch waiting (zero when it is
-    /// not behind). Read by publishers on any thread.
+    /// How long the oldest event not yet fanned out has waited: pushed since the
+    /// worker's last drain began, or left over by it (zero when it is not behind). Read
+    /// by publishers on any thread.
     pub fn waiting(&self) -> Duration {
-        match self.waiting_since.load(Ordering::Acquire) {
-            0 => Duration::ZERO,
-            since => Duration::from_micros(now_us().saturating_sub(since)),
-        }
+        let now = now_us();
+        let age = |stamp: &AtomicU64| match stamp.load(Ordering::Acquire) {
+            0 => 0,
+            since => now.saturating_sub(since),
+        };
+        Duration::from_micros(age(&self.waiting_since).max(age(&self.backlog_since)))
+    }
+
+    /// Worker side, as a drain ends: when the oldest batch it leaves for a later turn
+    /// was published, or `None` when it left nothing.
+    pub fn set_backlog(&self, oldest: Option<Instant>) {
+        let stamp = oldest.map_or(0, |at| {
+            let age = at.elapsed().as_micros() as u64;
+            now_us().saturating_sub(age).max(1)
+        });
+        self.backlog_since.store(stamp, Ordering::Release);
     }
 
     /// Worker side: the task to wake on the next push.
@@ -108,12 +139,20 @@ impl Inbox {
     pub fn pop(&self) -> Option<Arc<Batch>> {
         let batch = self.queue.pop()?;
         self.events.fetch_sub(batch.events.len(), Ordering::Relaxed);
+        if batch.heavy {
+            self.heavy.fetch_sub(1, Ordering::Relaxed);
+        }
         Some(batch)
     }
 
     /// Events waiting for the worker. Read by publishers on any thread.
     pub fn events(&self) -> usize {
         self.events.load(Ordering::Relaxed)
+    }
+
+    /// Batches to heavy topics waiting for the worker. Read by publishers on any thread.
+    pub fn heavy(&self) -> usize {
+        self.heavy.load(Ordering::Relaxed)
     }
 
     /// Batches queued.
@@ -147,6 +186,7 @@ mod tests {
                 frame: Bytes::new(),
             }],
             published_at: Instant::now(),
+            heavy: id % 2 == 0,
             notice: None,
         })
     }
@@ -185,7 +225,7 @@ mod tests {
             inbox.waiting() >= Duration::from_millis(20),
             "stamped by the first push"
         );
-        assert_eq!(inbox.events(), 2);
+        assert_eq!((inbox.events(), inbox.heavy()), (2, 1));
         assert!(inbox.take_notified());
         assert!(inbox.waiting() > Duration::ZERO, "noticed, not yet drained");
         inbox.begin_drain();
@@ -195,8 +235,22 @@ mod tests {
             "taken: the worker is on it"
         );
         inbox.pop();
-        assert_eq!(inbox.events(), 1);
+        assert_eq!((inbox.events(), inbox.heavy()), (1, 1));
         inbox.pop();
-        assert_eq!(inbox.events(), 0);
+        assert_eq!((inbox.events(), inbox.heavy()), (0, 0));
+    }
+
+    #[test]
+    fn a_backlog_left_for_later_turns_counts_from_its_publish() {
+        let inbox = Inbox::default();
+        let published = Instant::now() - Duration::from_millis(300);
+        inbox.set_backlog(Some(published));
+        let waiting = inbox.waiting();
+        assert!(
+            waiting >= Duration::from_millis(300) && waiting < Duration::from_secs(5),
+            "{waiting:?}"
+        );
+        inbox.set_backlog(None);
+        assert_eq!(inbox.waiting(), Duration::ZERO, "caught up");
     }
 }

@@ -113,6 +113,12 @@ impl Fanout {
                 self.published.push(batch.published_at);
             }
         }
+        // What is left for later turns starts with a batch whose publish time is known,
+        // so that the publish gate sees how long the oldest event has waited.
+        if self.resume.is_none() && budget == 0 {
+            self.resume = inbox.pop().map(|batch| (batch, 0));
+        }
+        inbox.set_backlog(self.resume.as_ref().map(|(batch, _)| batch.published_at));
         queued
     }
 

@@ -128,7 +128,7 @@ impl Worker {
                         draft: Draft::new(Some(name.as_bytes()), data.as_bytes()),
                     })
                     .collect();
-                self.shared.sequencer.publish(events);
+                self.shared.sequencer.publish(events, false);
             }
             Some(cluster) => {
                 let events: Vec<WireEvent> = pending

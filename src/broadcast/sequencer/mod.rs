@@ -111,9 +111,9 @@ impl Sequencer {
     }
 
     /// Assigns consecutive ids to `events`, records them in history, hands them to the
-    /// workers with subscribers of their topics and wakes each at most once. Returns the
-    /// first id.
-    pub fn publish(&self, events: Vec<NewEvent<'_>>) -> u64 {
+    /// workers with subscribers of their topics and wakes each at most once; `heavy` when
+    /// they go to a heavy topic (see [`Batch::heavy`]). Returns the first id.
+    pub fn publish(&self, events: Vec<NewEvent<'_>>, heavy: bool) -> u64 {
         let published_at = Instant::now();
         let now_ms = self.now_ms();
         let mut state = self.lock();
@@ -148,6 +148,7 @@ impl Sequencer {
         let batch = Arc::new(Batch {
             events: batch,
             published_at,
+            heavy,
             notice: None,
         });
         self.hand_out(batch, Some(&to));

@@ -83,6 +83,9 @@ impl Sequencer {
             let batch = Arc::new(Batch {
                 events: batch,
                 published_at,
+                // Cluster mode's publishes reach this process through the stream; the
+                // gate paces the publisher there by Redis, not by this inbox.
+                heavy: false,
                 notice: None,
             });
             self.hand_out(batch, Some(&to));
@@ -100,6 +103,7 @@ impl Sequencer {
         let batch = Arc::new(Batch {
             events: Vec::new(),
             published_at: Instant::now(),
+            heavy: false,
             notice,
         });
         self.hand_out(batch, None);

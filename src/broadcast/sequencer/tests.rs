@@ -21,7 +21,7 @@ fn publish(s: &Sequencer, topics: &[&str], data: &str) -> u64 {
     s.publish(vec![NewEvent {
         topics,
         draft: Draft::new(None, data.as_bytes()),
-    }])
+    }], false)
 }
 
 /// The replayed frames' event blocks (without their chunk framing).

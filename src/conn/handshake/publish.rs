@@ -71,10 +71,11 @@ impl Http {
                 return Err(self.refuse(status, why));
             }
         }
-        self.wait_for_capacity(&topics).await?;
+        let heavy = shared.heavy.any(topics.iter().copied());
+        self.wait_for_capacity(heavy, &topics).await?;
         let ids = match &shared.cluster {
             None => {
-                let first = publish::locally(&shared.sequencer, &valid);
+                let first = publish::locally(&shared.sequencer, &valid, heavy);
                 (first..first + valid.len() as u64).collect()
             }
             // The events come back to this process's subscribers through the stream,
@@ -98,8 +99,8 @@ impl Http {
     /// while a worker lags, for at most the handshake timeout (then 503, and the
     /// publisher may retry); while the subscribers of its topics are saturated, for at
     /// most `--max-lag`.
-    async fn wait_for_capacity(&mut self, topics: &[&str]) -> Result<(), End> {
-        let mut capacity = self.shared.publish_capacity(topics.iter().copied());
+    async fn wait_for_capacity(&mut self, heavy: bool, topics: &[&str]) -> Result<(), End> {
+        let mut capacity = self.shared.publish_capacity(heavy, topics.iter().copied());
         if capacity == Capacity::Free {
             return Ok(());
         }
@@ -128,7 +129,7 @@ impl Http {
                 _ => {}
             }
             monoio::time::sleep(CAPACITY_POLL).await;
-            capacity = self.shared.publish_capacity(topics.iter().copied());
+            capacity = self.shared.publish_capacity(heavy, topics.iter().copied());
         }
     }
 

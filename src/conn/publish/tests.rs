@@ -3,11 +3,11 @@
 use super::*;
 
 fn single(s: &Sequencer, t: &Target, body: &[u8], max: usize) -> Result<u64, Refusal> {
-    super::single(t, body, max).map(|v| locally(s, &v))
+    super::single(t, body, max).map(|v| locally(s, &v, false))
 }
 
 fn batch(s: &Sequencer, t: &Target, body: &[u8], max: usize) -> Result<(u64, usize), Refusal> {
-    super::batch(t, body, max).map(|v| (locally(s, &v), v.len()))
+    super::batch(t, body, max).map(|v| (locally(s, &v, false), v.len()))
 }
 use crate::broadcast::history::Bounds;
 
