@@ -42,14 +42,19 @@ pub struct Shared {
 /// hot topics (most of a worker's subscribers of it held more than half their queue
 /// bound at its last fan-out) and the heavy ones (a worker has at least
 /// `broadcast::hub::HEAVY` subscribers of it). Workers report only changes, so the map
-/// is touched rarely; the publish gate reads it only when a worker is behind.
+/// is touched rarely. Every publish asks whether its topics are heavy; while no topic is
+/// flagged (notifications: every topic has a few subscribers), the answer takes no lock.
 #[derive(Default)]
-pub struct TopicFlags(Mutex<FxHashMap<Arc<str>, usize>>);
+pub struct TopicFlags {
+    map: Mutex<FxHashMap<Arc<str>, usize>>,
+    /// Topics in `map`, readable without its lock.
+    flagged: AtomicUsize,
+}
 
 impl TopicFlags {
     /// One worker's flag for `topic` changed to `on`.
     pub fn mark(&self, topic: &Arc<str>, on: bool) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         match (on, map.get_mut(topic)) {
             (true, Some(workers)) => *workers += 1,
             (true, None) => {
@@ -61,11 +66,15 @@ impl TopicFlags {
             }
             (false, None) => debug_assert!(false, "{topic} unflagged but was not flagged"),
         }
+        self.flagged.store(map.len(), Ordering::Release);
     }
 
     /// Whether any worker flags any of `topics`.
     pub fn any<'a>(&self, topics: impl IntoIterator<Item = &'a str>) -> bool {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if self.flagged.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         !map.is_empty() && topics.into_iter().any(|t| map.contains_key(t))
     }
 }
