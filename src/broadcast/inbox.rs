@@ -102,12 +102,15 @@ impl Inbox {
     /// worker's last drain began, or left over by it (zero when it is not behind). Read
     /// by publishers on any thread.
     pub fn waiting(&self) -> Duration {
-        let now = now_us();
-        let age = |stamp: &AtomicU64| match stamp.load(Ordering::Acquire) {
-            0 => 0,
-            since => now.saturating_sub(since),
+        let pushed = self.waiting_since.load(Ordering::Acquire);
+        let left = self.backlog_since.load(Ordering::Acquire);
+        // The older of the two set stamps (0 is unset); no clock read when neither is.
+        let since = match (pushed, left) {
+            (0, 0) => return Duration::ZERO,
+            (0, one) | (one, 0) => one,
+            (a, b) => a.min(b),
         };
-        Duration::from_micros(age(&self.waiting_since).max(age(&self.backlog_since)))
+        Duration::from_micros(now_us().saturating_sub(since))
     }
 
     /// Worker side, as a drain ends: when the oldest batch it leaves for a later turn
