@@ -105,8 +105,9 @@ pub struct Config {
     pub publish_token: Option<String>,
     /// Entries of each worker's private io_uring for subscriber writes.
     pub ring_entries: u32,
-    /// Writes a worker starts per loop turn before it lets its other tasks (publishes,
-    /// accepts) run: bounds how long a large fan-out holds up a publish.
+    /// Writes a worker starts per loop turn from each lane of its dirty list (narrow
+    /// topics, wide fan-outs) before it lets its other tasks (publishes, accepts) run:
+    /// bounds how long a large fan-out holds up a publish.
     pub flush_batch: usize,
     /// How long published events may wait for a worker (in its inbox, or queued for a
     /// subscriber whose write it has not started) before publishes wait for it to catch

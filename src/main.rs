@@ -104,7 +104,8 @@ struct Flags {
     /// Entries of each worker's private io_uring for subscriber writes.
     #[arg(long, env = "RINGCAST_RING_ENTRIES", default_value_t = 4096)]
     ring_entries: u32,
-    /// Writes a worker starts per loop turn before serving its other tasks again.
+    /// Writes a worker starts per loop turn and lane (narrow topics, wide fan-outs)
+    /// before serving its other tasks again.
     #[arg(long, env = "RINGCAST_FLUSH_BATCH", default_value_t = config::DEFAULT_FLUSH_BATCH)]
     flush_batch: usize,
     /// Publishes wait while published events wait longer than this in a worker's inbox,
