@@ -36,6 +36,7 @@ fn batch() -> Arc<Batch> {
             frame: Bytes::from_static(b"id: 1\ndata: hello\n\n"),
         }],
         published_at: Instant::now(),
+        heavy: false,
         notice: None,
     })
 }

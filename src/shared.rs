@@ -233,9 +233,15 @@ mod tests {
         let shared = shared(2);
         let late = Instant::now() - shared.config.max_lag - Duration::from_millis(50);
         shared.inboxes[0].set_backlog(Some(late));
-        assert_eq!(shared.publish_capacity(false, ["personal/1"]), Capacity::Lagging);
+        assert_eq!(
+            shared.publish_capacity(false, ["personal/1"]),
+            Capacity::Lagging
+        );
         shared.inboxes[0].set_backlog(None);
-        assert_eq!(shared.publish_capacity(false, ["personal/1"]), Capacity::Free);
+        assert_eq!(
+            shared.publish_capacity(false, ["personal/1"]),
+            Capacity::Free
+        );
     }
 
     #[test]

@@ -95,9 +95,33 @@ fn churn(
 
 #[test]
 fn subscribers_joining_and_leaving_on_both_workers_get_every_event_once_in_order() {
+    scenario("narrow", 0);
+}
+
+/// The same with topic 0 made wide and heavy by 200 more subscribers (more than
+/// `stream::delivery::NARROW` and `broadcast::hub::HEAVY` on each worker, whichever
+/// worker they land on): its writes go in the bulk lane and the others' in the prompt
+/// lane, its publishes pass the heavy-topic gate, and the stayer on every topic has
+/// frames of both lanes in one queue.
+#[test]
+fn with_one_topic_a_wide_fan_out_every_event_still_arrives_once_in_order() {
+    scenario("wide", 200);
+}
+
+/// Subscribers in their own threads, churning and staying, while two publishers run;
+/// `wide` more subscribers on topic 0 that stay for the whole run, reading nothing (the
+/// events of a few seconds fit in their socket buffers).
+fn scenario(name: &str, wide: usize) {
     let server = Server::start(&["--workers", "2"]);
     let addr = server.addr;
-    let prefix = format!("handoff{}-", std::process::id());
+    let prefix = format!("handoff{}-{name}-", std::process::id());
+    let _wide: Vec<_> = (0..wide)
+        .map(|_| {
+            let mut sse = common::sse::Sse::open(addr, &query(&prefix, &[0]), &[]);
+            assert_eq!(sse.status(), 200);
+            sse
+        })
+        .collect();
 
     let done = Arc::new(AtomicBool::new(false));
     // The last id published on each topic, known once publishing is over.

@@ -189,7 +189,7 @@ mod tests {
                 frame: Bytes::new(),
             }],
             published_at: Instant::now(),
-            heavy: id % 2 == 0,
+            heavy: id.is_multiple_of(2),
             notice: None,
         })
     }

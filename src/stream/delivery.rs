@@ -369,7 +369,10 @@ mod tests {
         }
         let listed: Vec<u32> = dirty.iter().map(|d| d.key).collect();
         assert_eq!(listed.len(), NARROW + 2);
-        assert_eq!(listed[0], key, "the one-subscriber topic's write goes first");
+        assert_eq!(
+            listed[0], key,
+            "the one-subscriber topic's write goes first"
+        );
         assert_eq!(listed[1..], (0..=NARROW as u32).collect::<Vec<_>>());
     }
 

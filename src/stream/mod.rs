@@ -78,6 +78,15 @@ enum Lane {
 }
 
 impl DirtyList {
+    /// With room for `n` connections in each lane.
+    pub fn with_capacity(n: usize) -> DirtyList {
+        DirtyList {
+            prompt: VecDeque::with_capacity(n),
+            bulk: VecDeque::with_capacity(n),
+            now_ms: 0,
+        }
+    }
+
     /// The current turn's stamp, given to connections listed from now on.
     pub fn begin_turn(&mut self, now_ms: u32) {
         self.now_ms = now_ms;

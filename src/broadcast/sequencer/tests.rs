@@ -18,10 +18,13 @@ fn seq(workers: usize) -> (Sequencer, Vec<Arc<Inbox>>) {
 
 fn publish(s: &Sequencer, topics: &[&str], data: &str) -> u64 {
     let topics = topics.iter().copied().collect();
-    s.publish(vec![NewEvent {
-        topics,
-        draft: Draft::new(None, data.as_bytes()),
-    }], false)
+    s.publish(
+        vec![NewEvent {
+            topics,
+            draft: Draft::new(None, data.as_bytes()),
+        }],
+        false,
+    )
 }
 
 /// The replayed frames' event blocks (without their chunk framing).
