@@ -3,6 +3,7 @@
 //! ([`inbox`]), and know which local connections follow which topic ([`hub`]). The
 //! fan-out itself (queueing frames on connections) is the data plane's: `stream::delivery`.
 
+pub mod flags;
 pub mod frame;
 pub mod history;
 pub mod hub;

@@ -220,7 +220,7 @@ pub fn to_wire(events: &[Valid<'_>]) -> Vec<WireEvent> {
 
 /// Publishes validated events on this process (single-process mode); returns the first
 /// id, the others following consecutively.
-pub fn locally(seq: &Sequencer, events: &[Valid<'_>], heavy: bool) -> u64 {
+pub fn locally(seq: &Sequencer, events: &[Valid<'_>]) -> u64 {
     let events = events
         .iter()
         .map(|v| NewEvent {
@@ -228,7 +228,7 @@ pub fn locally(seq: &Sequencer, events: &[Valid<'_>], heavy: bool) -> u64 {
             draft: Draft::new(v.event.as_deref().map(str::as_bytes), v.data.as_bytes()),
         })
         .collect();
-    seq.publish(events, heavy)
+    seq.publish(events)
 }
 
 /// One line of an NDJSON batch.

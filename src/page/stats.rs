@@ -104,13 +104,10 @@ pub fn publish(shared: &Shared, started: Instant) {
             .broadcast_notice(Some(TOPIC), draft.without_id());
         return;
     }
-    shared.sequencer.publish(
-        vec![NewEvent {
-            topics: smallvec![TOPIC],
-            draft,
-        }],
-        false,
-    );
+    shared.sequencer.publish(vec![NewEvent {
+        topics: smallvec![TOPIC],
+        draft,
+    }]);
     // Worker 0's own counter, written from worker 0's thread as every counter must be.
     shared.stats[0].published.add(1);
     LAST.set(Some(Sample {

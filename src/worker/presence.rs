@@ -128,7 +128,7 @@ impl Worker {
                         draft: Draft::new(Some(name.as_bytes()), data.as_bytes()),
                     })
                     .collect();
-                self.shared.sequencer.publish(events, false);
+                self.shared.sequencer.publish(events);
             }
             Some(cluster) => {
                 let events: Vec<WireEvent> = pending

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
+use super::flags::TopicFlags;
 use super::frame::Draft;
 use super::history::{Bounds, Entry, History};
 use super::inbox::{Batch, Event, Inbox};
@@ -67,6 +68,9 @@ pub struct Sequencer {
     /// Cluster mode: ids come from the shared stream (see `ordered`), and a topic keeps
     /// history only while it has local subscribers.
     clustered: bool,
+    /// The topics a worker has many subscribers of (`hub::HEAVY`), flagged by the
+    /// workers; batches to them are marked [`Batch::heavy`] for the publish gate.
+    heavy: Arc<TopicFlags>,
 }
 
 struct State {
@@ -107,13 +111,20 @@ impl Sequencer {
             clock: Instant::now(),
             bounds,
             clustered: false,
+            heavy: Arc::default(),
         }
     }
 
+    /// The heavy topics, which the workers flag and the publish gate reads.
+    pub fn heavy_topics(&self) -> &Arc<TopicFlags> {
+        &self.heavy
+    }
+
     /// Assigns consecutive ids to `events`, records them in history, hands them to the
-    /// workers with subscribers of their topics and wakes each at most once; `heavy` when
-    /// they go to a heavy topic (see [`Batch::heavy`]). Returns the first id.
-    pub fn publish(&self, events: Vec<NewEvent<'_>>, heavy: bool) -> u64 {
+    /// workers with subscribers of their topics (marked [`Batch::heavy`] when one is
+    /// heavy) and wakes each at most once. Returns the first id.
+    pub fn publish(&self, events: Vec<NewEvent<'_>>) -> u64 {
+        let heavy = (self.heavy).any(events.iter().flat_map(|e| e.topics.iter().copied()));
         let published_at = Instant::now();
         let now_ms = self.now_ms();
         let mut state = self.lock();

@@ -46,7 +46,7 @@ impl Sequencer {
         let now_ms = self.now_ms();
         let published_at = Instant::now();
         let mut state = self.lock();
-        let mut batch = Vec::new();
+        let (mut batch, mut heavy) = (Vec::new(), false);
         let mut to = Workers::default();
         for event in events {
             let mut topics: SmallVec<[Arc<str>; 1]> = SmallVec::new();
@@ -61,6 +61,7 @@ impl Sequencer {
             if topics.is_empty() {
                 continue;
             }
+            heavy = heavy || self.heavy.any(topics.iter().map(|t| &**t));
             let frame = event.draft.finish(event.id);
             for key in &topics {
                 let history = state.topics.entry(key.clone()).or_default();
@@ -83,9 +84,7 @@ impl Sequencer {
             let batch = Arc::new(Batch {
                 events: batch,
                 published_at,
-                // Cluster mode's publishes reach this process through the stream; the
-                // gate paces the publisher there by Redis, not by this inbox.
-                heavy: false,
+                heavy,
                 notice: None,
             });
             self.hand_out(batch, Some(&to));

@@ -18,13 +18,10 @@ fn seq(workers: usize) -> (Sequencer, Vec<Arc<Inbox>>) {
 
 fn publish(s: &Sequencer, topics: &[&str], data: &str) -> u64 {
     let topics = topics.iter().copied().collect();
-    s.publish(
-        vec![NewEvent {
-            topics,
-            draft: Draft::new(None, data.as_bytes()),
-        }],
-        false,
-    )
+    s.publish(vec![NewEvent {
+        topics,
+        draft: Draft::new(None, data.as_bytes()),
+    }])
 }
 
 /// The replayed frames' event blocks (without their chunk framing).
@@ -82,6 +79,30 @@ fn a_publish_is_handed_only_to_workers_watching_its_topics() {
     assert!(!s.is_watched("a"));
     // History is kept whoever watches: a resume still finds every event.
     assert_eq!(s.resume(&["a"], b"103").frames.len(), 2);
+}
+
+#[test]
+fn batches_to_heavy_topics_are_marked_for_the_publish_gate() {
+    let (s, inboxes) = seq(1);
+    s.watch(0, &["wide", "narrow"]);
+    s.heavy_topics().mark(&Arc::from("wide"), true);
+    publish(&s, &["narrow"], "1");
+    assert_eq!(inboxes[0].heavy(), 0);
+    publish(&s, &["wide"], "2");
+    publish(&s, &["narrow", "wide"], "3");
+    assert_eq!(inboxes[0].heavy(), 2);
+    // From the cluster's stream as well.
+    let inboxes: Vec<Arc<Inbox>> = vec![Arc::new(Inbox::default())];
+    let s = Sequencer::clustered(inboxes.clone().into(), BOUNDS);
+    s.watch(0, &["wide"]);
+    s.heavy_topics().mark(&Arc::from("wide"), true);
+    let stamped = Stamped {
+        id: 10,
+        topics: ["wide".to_string()].into_iter().collect(),
+        draft: Draft::new(None, b"x"),
+    };
+    s.publish_ordered(vec![stamped], 10);
+    assert_eq!(inboxes[0].heavy(), 1);
 }
 
 #[test]

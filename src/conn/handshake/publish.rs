@@ -71,11 +71,10 @@ impl Http {
                 return Err(self.refuse(status, why));
             }
         }
-        let heavy = shared.heavy.any(topics.iter().copied());
-        self.wait_for_capacity(heavy, &topics).await?;
+        self.wait_for_capacity(&topics).await?;
         let ids = match &shared.cluster {
             None => {
-                let first = publish::locally(&shared.sequencer, &valid, heavy);
+                let first = publish::locally(&shared.sequencer, &valid);
                 (first..first + valid.len() as u64).collect()
             }
             // The events come back to this process's subscribers through the stream,
@@ -99,7 +98,8 @@ impl Http {
     /// while a worker lags, for at most the handshake timeout (then 503, and the
     /// publisher may retry); while the subscribers of its topics are saturated, for at
     /// most `--max-lag`.
-    async fn wait_for_capacity(&mut self, heavy: bool, topics: &[&str]) -> Result<(), End> {
+    async fn wait_for_capacity(&mut self, topics: &[&str]) -> Result<(), End> {
+        let heavy = self.shared.heavy.any(topics.iter().copied());
         let mut capacity = self.shared.publish_capacity(heavy, topics.iter().copied());
         if capacity == Capacity::Free {
             return Ok(());

@@ -3,11 +3,11 @@
 use super::*;
 
 fn single(s: &Sequencer, t: &Target, body: &[u8], max: usize) -> Result<u64, Refusal> {
-    super::single(t, body, max).map(|v| locally(s, &v, false))
+    super::single(t, body, max).map(|v| locally(s, &v))
 }
 
 fn batch(s: &Sequencer, t: &Target, body: &[u8], max: usize) -> Result<(u64, usize), Refusal> {
-    super::batch(t, body, max).map(|v| (locally(s, &v, false), v.len()))
+    super::batch(t, body, max).map(|v| (locally(s, &v), v.len()))
 }
 use crate::broadcast::history::Bounds;
 
