@@ -90,6 +90,9 @@ pub struct PublishFigures {
     pub errors: Failures,
     /// Publish request to its answer.
     pub response_us: Summary,
+    /// A write of requests, from their stamp to the write returning: the part of
+    /// `response_us` (and of delivery latency) spent before the server could read them.
+    pub write_us: Summary,
     pub payload_bytes: usize,
     /// Publisher connections.
     pub conns: u32,
@@ -232,6 +235,7 @@ pub fn build(plan: Plan, env: Environment, m: Measured) -> Report {
                 requests_accepted: p.requests_accepted,
                 errors: p.errors.clone(),
                 response_us: hist::summary(&p.response),
+                write_us: hist::summary(&p.write),
                 payload_bytes: x.payload,
                 conns: x.conns,
                 pipeline: x.pipeline,

@@ -92,6 +92,7 @@ pub fn render(r: &Report) -> String {
             );
         }
         row("publish answer", lat(&p.response_us));
+        row("publish write", lat(&p.write_us));
     }
     if let Some(d) = &r.delivery {
         row(

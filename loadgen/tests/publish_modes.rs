@@ -74,4 +74,9 @@ fn batched_publishes_lose_nothing() {
     assert!(requests > 0, "{:#}", r["publish"]);
     assert_eq!(u(&r, "/publish/requests_sent"), requests);
     assert_eq!(u(&r, "/publish/events_accepted"), 50 * requests);
+    // Every write of requests is timed from their stamp, and takes no longer than the
+    // answer that follows it.
+    let writes = u(&r, "/publish/write_us/count");
+    assert!(writes > 0 && writes <= requests, "{:#}", r["publish"]);
+    assert!(u(&r, "/publish/write_us/p50") <= u(&r, "/publish/response_us/p50"));
 }

@@ -22,6 +22,9 @@ pub struct Tally {
     pub errors: Failures,
     /// Send-to-answer time of accepted requests (µs).
     pub response: Hist,
+    /// From a request's stamp to its write returning (µs): how long loadgen itself, or
+    /// the kernel's send, held the requests before the server could see them.
+    pub write: Hist,
     /// When the last answer arrived, for the achieved rate.
     pub last_answer_ns: u64,
 }
@@ -34,6 +37,7 @@ impl Tally {
             requests_accepted: 0,
             errors: Failures::default(),
             response: hist::new_hist(),
+            write: hist::new_hist(),
             last_answer_ns: t0_ns,
         }
     }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::hist::Hist;
+use crate::hist::{self, Hist};
 use crate::plan::{Plan, Publish};
 use crate::stats::Failures;
 use crate::sys::mono_ns;
@@ -67,6 +67,8 @@ pub struct Outcome {
     pub elapsed_s: f64,
     /// Send-to-answer time of accepted requests (µs).
     pub response: Hist,
+    /// Stamp-to-written time of each write of requests (µs).
+    pub write: Hist,
 }
 
 struct Ctx {
@@ -128,6 +130,7 @@ pub fn run(plan: Arc<Plan>, t0_ns: u64, end_ns: u64, live: Arc<Live>) -> Result<
         errors: tally.errors,
         elapsed_s: (tally.last_answer_ns.saturating_sub(t0_ns)) as f64 / 1e9,
         response: tally.response,
+        write: tally.write,
     })
 }
 
@@ -206,7 +209,11 @@ async fn send_due(ctx: &Ctx, c: &mut Conn, build: &mut Builder, w: &mut Window, 
     }
     ctx.tally.borrow_mut().requests_sent += n;
     match c.write(EXCHANGE_TIMEOUT).await {
-        Ok(()) => true,
+        Ok(()) => {
+            let written = mono_ns().saturating_sub(now);
+            hist::record_ns(&mut ctx.tally.borrow_mut().write, written);
+            true
+        }
         Err(kind) => {
             ctx.tally.borrow_mut().fail(w, &kind);
             false
