@@ -89,7 +89,6 @@ impl Server {
                 (sequencer, Some(cluster))
             }
         };
-        let heavy_topics = sequencer.heavy_topics().clone();
         let shared = Arc::new(Shared {
             sequencer,
             census,
@@ -101,7 +100,6 @@ impl Server {
             stream_preamble: [preamble(Body::Chunked), preamble(Body::Close)],
             draining: AtomicBool::new(false),
             hot: Default::default(),
-            heavy: heavy_topics,
             config,
         });
         let mut threads = Vec::with_capacity(workers);

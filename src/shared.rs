@@ -32,12 +32,10 @@ pub struct Shared {
     /// framing (index: `Body as usize`, chunked first); CORS heads are built per request.
     pub stream_preamble: [Bytes; 2],
     pub(crate) draining: AtomicBool,
-    /// Topics whose subscribers are saturated, and topics with many subscribers, for
-    /// the publish gate (see [`Capacity`]).
+    /// Topics whose subscribers are saturated, for the publish gate (see [`Capacity`]);
+    /// the heavy ones are the sequencer's ([`Sequencer::heavy_topics`]), which marks
+    /// the batches it hands to them.
     pub hot: TopicFlags,
-    /// The sequencer's own (see [`Sequencer::heavy_topics`]): it marks the batches it
-    /// hands to heavy topics, which the publish gate counts.
-    pub heavy: Arc<TopicFlags>,
 }
 
 /// A publish to a heavy topic waits while a worker's inbox holds this many batches
@@ -98,7 +96,10 @@ impl Shared {
         topics: impl IntoIterator<Item = &'a str>,
     ) -> Capacity {
         let backlog = self.config.max_queued_frames / 2;
-        let late = (self.inboxes.iter()).any(|i| i.waiting() > self.config.max_lag);
+        let late = self
+            .inboxes
+            .iter()
+            .any(|i| i.waiting() > self.config.max_lag);
         let queued = self.inboxes.iter().map(|i| i.events()).max().unwrap_or(0);
         let saturated = self.stats.iter().any(|w| w.saturated.get() != 0);
         // A worker's backlog holds publishes to heavy topics at `HEAVY_QUEUED` batches of
@@ -148,7 +149,6 @@ mod tests {
         let sequencer = Arc::new(Sequencer::new(inboxes.clone(), bounds));
         Shared {
             config: Config::new(),
-            heavy: sequencer.heavy_topics().clone(),
             sequencer,
             census: Arc::new(Census::new(workers)),
             cluster: None,

@@ -98,9 +98,9 @@ fn subscribers_joining_and_leaving_on_both_workers_get_every_event_once_in_order
     scenario("narrow", 0);
 }
 
-/// The same with topic 0 made wide and heavy by 200 more subscribers (more than
-/// `stream::delivery::NARROW` and `broadcast::hub::HEAVY` on each worker, whichever
-/// worker they land on): its writes go in the bulk lane and the others' in the prompt
+/// The same with topic 0 made heavy by 200 more subscribers (more than
+/// `broadcast::hub::HEAVY` on each worker, whichever worker they land on): its writes
+/// go in the bulk lane and the others' in the prompt
 /// lane, its publishes pass the heavy-topic gate, and the stayer on every topic has
 /// frames of both lanes in one queue.
 #[test]

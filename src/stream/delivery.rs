@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use slab::Slab;
 
-use crate::broadcast::hub::Hub;
+use crate::broadcast::hub::{Hub, HEAVY};
 use crate::broadcast::inbox::{Batch, Event, Inbox};
 use crate::conn::{flags, Conn, Phase};
 use crate::stream::{DirtyList, Writes};
@@ -35,12 +35,6 @@ pub const STUCK_AFTER: Duration = Duration::from_secs(1);
 /// together cannot keep up, and a few slow ones are better evicted (they resume with
 /// `Last-Event-ID`) than allowed to pace a publisher that other topics share.
 pub const HOT_MIN: usize = 8;
-
-/// A topic with at most this many subscribers on a worker fans out narrowly: its
-/// subscribers' writes go in the prompt lane of the dirty list (see
-/// [`crate::stream::DirtyList`]), ahead of a wide fan-out's, since each is one small
-/// write and all of them fit in a turn's batches.
-pub const NARROW: usize = 64;
 
 /// What a subscriber may hold before it is evicted, and when its writes count as
 /// stuck; in ticks of the worker's clock.
@@ -195,7 +189,9 @@ pub fn fan_out(
             continue;
         };
         let (mut deep, mut reading) = (0, 0);
-        let narrow = subs.len() <= NARROW;
+        // A topic that is not heavy here fans out narrowly: its subscribers' writes go in
+        // the prompt lane, ahead of wide fan-outs (see `stream::DirtyList`).
+        let narrow = subs.len() < HEAVY;
         for sub in subs {
             let conn = &mut conns[sub.conn as usize];
             match queue(conn, event.id, &event.frame, bound) {
@@ -351,8 +347,47 @@ mod tests {
     }
 
     #[test]
+    fn a_backlog_left_for_the_next_turn_shows_in_the_inboxs_wait() {
+        // One event costs the whole turn's budget; the second waits for the next turn.
+        let (hub, mut conns) = setup(FANOUT_BUDGET);
+        let mut writes = Writes::new(crate::stream::plane::Plane::epoll().expect("epoll"));
+        let inbox = Inbox::default();
+        let published_at = Instant::now() - Duration::from_millis(300);
+        for id in 1..=2 {
+            let events = vec![Event {
+                id,
+                topics: smallvec![Arc::from("t")],
+                frame: Bytes::from_static(b"data: x\n\n"),
+            }];
+            let batch = Batch {
+                events,
+                published_at,
+                heavy: true,
+                notice: None,
+            };
+            inbox.push(Arc::new(batch));
+        }
+        let bound = Bound {
+            frames: 1 << 20,
+            ..LIMITS
+        };
+        let mut fanout = Fanout::default();
+        let queued = fanout.run(&inbox, &hub, &mut conns, &mut writes, &bound);
+        assert_eq!(queued, FANOUT_BUDGET as u64);
+        assert!(fanout.pending(&inbox));
+        assert!(
+            inbox.waiting() >= Duration::from_millis(300),
+            "the event left over was published 300 ms ago: {:?}",
+            inbox.waiting()
+        );
+        fanout.run(&inbox, &hub, &mut conns, &mut writes, &bound);
+        assert!(!fanout.pending(&inbox));
+        assert_eq!(inbox.waiting(), Duration::ZERO, "caught up");
+    }
+
+    #[test]
     fn a_narrow_topics_subscriber_is_listed_ahead_of_a_wide_fan_out() {
-        let (mut hub, mut conns) = setup(NARROW + 1);
+        let (mut hub, mut conns) = setup(HEAVY);
         let mut alone = Conn::new(-1, 0);
         alone.enter(Phase::Stream);
         let key = conns.insert(alone) as u32;
@@ -368,12 +403,12 @@ mod tests {
             fan_out(&hub, &mut conns, &mut dirty, &mut found, &event, &LIMITS);
         }
         let listed: Vec<u32> = dirty.iter().map(|d| d.key).collect();
-        assert_eq!(listed.len(), NARROW + 2);
+        assert_eq!(listed.len(), HEAVY + 1);
         assert_eq!(
             listed[0], key,
             "the one-subscriber topic's write goes first"
         );
-        assert_eq!(listed[1..], (0..=NARROW as u32).collect::<Vec<_>>());
+        assert_eq!(listed[1..], (0..HEAVY as u32).collect::<Vec<_>>());
     }
 
     #[test]

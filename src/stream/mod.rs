@@ -59,7 +59,7 @@ pub struct Dirty {
 /// The `bulk` lane holds the subscribers of wide fan-outs and those catching up: while
 /// they wait, more frames join their next write, which is what keeps a saturated
 /// fan-out cheap per delivery. The `prompt` lane holds writes that are small and few:
-/// an event to a topic with few subscribers here ([`delivery::NARROW`]), a heartbeat, a
+/// an event to a topic that is not heavy here (`broadcast::hub::HEAVY`), a heartbeat, a
 /// response head. With one topic's 5,000 subscribers per worker behind a saturating
 /// 1 KiB fan-out, a notification in a single lane waited for all of them to be written,
 /// a batch of 32 a turn: 340 ms here (issue 14's mixed run).
@@ -216,9 +216,9 @@ impl Writes {
 
     /// Starts a write for up to `batch` dirty connections of each lane that have none in
     /// flight, the prompt lane first, oldest first in each, and submits them with one
-    /// system call. `now` is the tick a write
-    /// starts at; queues past `deep_queue` frames count towards saturation, unless
-    /// their writes are stuck (no progress for `stuck_after` ticks, see [`Conn::stuck`]).
+    /// system call. `now` is the tick a write starts at; queues past `deep_queue` frames
+    /// count towards saturation, unless their writes are stuck (no progress for
+    /// `stuck_after` ticks, see [`Conn::stuck`]).
     pub fn flush(
         &mut self,
         conns: &mut Slab<Conn>,

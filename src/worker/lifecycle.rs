@@ -118,7 +118,7 @@ impl Worker {
             self.shared.hot.mark(&topic, false);
         }
         for (topic, heavy) in changes.crossed {
-            self.shared.heavy.mark(&topic, heavy);
+            self.shared.sequencer.heavy_topics().mark(&topic, heavy);
         }
     }
 

@@ -124,7 +124,9 @@ impl Sequencer {
     /// workers with subscribers of their topics (marked [`Batch::heavy`] when one is
     /// heavy) and wakes each at most once. Returns the first id.
     pub fn publish(&self, events: Vec<NewEvent<'_>>) -> u64 {
-        let heavy = (self.heavy).any(events.iter().flat_map(|e| e.topics.iter().copied()));
+        let heavy = self
+            .heavy
+            .any(events.iter().flat_map(|e| e.topics.iter().copied()));
         let published_at = Instant::now();
         let now_ms = self.now_ms();
         let mut state = self.lock();
