@@ -248,7 +248,7 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
         let listener_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
         let worker = Worker::new(index, shared, plane, listener_fd, events.kick());
         let worker = Rc::new(RefCell::new(worker));
-        monoio::spawn(accept::run(listener, worker.clone()));
+        monoio::spawn(accept::run(listener, worker.clone(), uring));
         worker::run(worker, events).await;
     });
 }

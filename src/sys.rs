@@ -121,6 +121,39 @@ fn set_opt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) {
     };
 }
 
+/// Takes the next connection waiting in a listener's queue, without waiting for one
+/// (the listener is nonblocking): `Ok(None)` when the queue is empty. `nonblocking`
+/// sets the new socket's mode, to match what the runtime's own accept hands out.
+pub fn accept_queued(
+    listener: RawFd,
+    nonblocking: bool,
+) -> io::Result<Option<(std::net::TcpStream, std::net::SocketAddr)>> {
+    use std::os::fd::FromRawFd;
+    let flags = libc::SOCK_CLOEXEC | if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+    loop {
+        // SAFETY: accept4 writes at most `len` bytes of address into the storage that
+        // try_init hands us, and sets `len` to what it wrote.
+        let accepted = unsafe {
+            socket2::SockAddr::try_init(|storage, len| {
+                check(libc::accept4(listener, storage.cast(), len, flags))
+            })
+        };
+        match accepted {
+            Ok((fd, addr)) => {
+                // SAFETY: accept4 returned a new descriptor that nothing else owns.
+                let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+                let peer = addr.as_socket().unwrap_or_else(|| {
+                    std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+                });
+                return Ok(Some((stream, peer)));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// What a subscriber's socket had to say after it became readable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Readable {
@@ -261,5 +294,42 @@ pub fn wait_signal(set: &libc::sigset_t) -> i32 {
         if unsafe { libc::sigwait(set, &mut sig) } == 0 {
             return sig;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn accept_queued_takes_every_waiting_connection_then_reports_an_empty_queue() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(accept_queued(listener.as_raw_fd(), false)
+            .unwrap()
+            .is_none());
+        let clients: Vec<_> = (0..3)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        let mut peers = Vec::new();
+        for _ in 0..1000 {
+            match accept_queued(listener.as_raw_fd(), true).unwrap() {
+                Some((stream, peer)) => {
+                    assert_eq!(stream.peer_addr().unwrap(), peer);
+                    peers.push(peer);
+                }
+                None if peers.len() == clients.len() => break,
+                None => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        let mut expected: Vec<_> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+        expected.sort();
+        peers.sort();
+        assert_eq!(peers, expected);
+        assert!(accept_queued(listener.as_raw_fd(), false)
+            .unwrap()
+            .is_none());
     }
 }
