@@ -99,7 +99,11 @@ impl Http {
     /// publisher may retry); while the subscribers of its topics are saturated, for at
     /// most `--max-lag`.
     async fn wait_for_capacity(&mut self, topics: &[&str]) -> Result<(), End> {
-        let heavy = (self.shared.sequencer.heavy_topics()).any(topics.iter().copied());
+        let heavy = self
+            .shared
+            .sequencer
+            .heavy_topics()
+            .any(topics.iter().copied());
         let mut capacity = self.shared.publish_capacity(heavy, topics.iter().copied());
         if capacity == Capacity::Free {
             return Ok(());
