@@ -35,6 +35,7 @@ const BOUND: Bound = Bound {
     bytes: 16 << 20,
     now: 0,
     stuck_after: u32::MAX,
+    held_after: u32::MAX,
 };
 /// Inputs built per timed batch are capped at about this many subscribers in total, so
 /// a batch of small inputs amortises the clock reads without holding gigabytes.

@@ -30,6 +30,15 @@ pub const FANOUT_BUDGET: usize = 8 << 10;
 /// the completion.
 pub const STUCK_AFTER: Duration = Duration::from_secs(1);
 
+/// A subscriber whose write has waited this long for the kernel without progress is
+/// held to its bound itself (see [`queue`]); before that it gets
+/// [`BOUND_WHILE_READING`] times the room. A write in flight alone says nothing: with
+/// small send buffers a reader that keeps reading has one in flight nearly always, and
+/// one turn's fan-out of a pipelined burst (up to a bound's worth of events, see
+/// `Shared::publish_capacity`) put such readers over their bound and had them evicted
+/// (tests/flood.rs, `a_burst_is_paced_and_evicts_no_reader`, failed 5 runs in 8).
+pub const HELD_AFTER: Duration = Duration::from_millis(100);
+
 /// A topic is hot on a worker only with at least this many of its subscribers there
 /// behind while still reading: pacing a publisher is the answer to subscribers that
 /// together cannot keep up, and a few slow ones are better evicted (they resume with
@@ -48,6 +57,8 @@ pub struct Bound {
     pub now: u32,
     /// [`STUCK_AFTER`] in ticks.
     pub stuck_after: u32,
+    /// [`HELD_AFTER`] in ticks.
+    pub held_after: u32,
 }
 
 /// A worker's fan-out between turns: where the last turn stopped, who was found over
@@ -238,9 +249,10 @@ pub const BOUND_WHILE_READING: usize = 4;
 /// replay and live events gap- and duplicate-free.
 ///
 /// A subscriber is over its bound, and evicted as slow, when `bound.frames` frames or
-/// `bound.bytes` bytes wait while the kernel has not taken its last write (a send
-/// parked on a full socket buffer, or refused with EAGAIN: it is not reading). One
-/// whose frames wait only for the worker gets [`BOUND_WHILE_READING`] times the room.
+/// `bound.bytes` bytes wait while the kernel has not taken its last write for
+/// [`HELD_AFTER`] (a send parked on a full socket buffer, or refused with EAGAIN: it is
+/// not reading). One whose frames wait only for the worker, or whose write is making
+/// progress, gets [`BOUND_WHILE_READING`] times the room.
 /// (The loop reaps completions before it fans out, so a finished write no longer
 /// counts as in flight here.)
 fn queue(conn: &mut Conn, id: u64, frame: &Bytes, bound: &Bound) -> Queued {
@@ -248,7 +260,8 @@ fn queue(conn: &mut Conn, id: u64, frame: &Bytes, bound: &Bound) -> Queued {
         return Queued::No;
     }
     conn.last_id = id;
-    let held = conn.has(flags::WRITING) || conn.has(flags::BLOCKED);
+    let held = (conn.has(flags::WRITING) || conn.has(flags::BLOCKED))
+        && conn.stuck(bound.now, bound.held_after);
     let room = if held { 1 } else { BOUND_WHILE_READING };
     if conn.out.len() >= bound.frames * room || conn.out.bytes() >= bound.bytes * room {
         conn.set(flags::EVICT);

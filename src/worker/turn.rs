@@ -9,7 +9,7 @@ use super::Worker;
 use crate::broadcast::frame::HEARTBEAT;
 use crate::conn::lifecycle::{self, Fired};
 use crate::conn::{flags, CloseReason};
-use crate::stream::delivery::{Bound, STUCK_AFTER};
+use crate::stream::delivery::{Bound, HELD_AFTER, STUCK_AFTER};
 use crate::stream::{Settled, REAP_CHECK, REAP_TIME};
 use crate::sys;
 
@@ -54,6 +54,7 @@ impl Worker {
             bytes: cfg.max_queued_bytes,
             now: self.timers.now() as u32,
             stuck_after: self.timers.ticks(STUCK_AFTER) as u32,
+            held_after: self.timers.ticks(HELD_AFTER) as u32,
         };
         let queued = self
             .fanout

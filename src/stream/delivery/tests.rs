@@ -11,6 +11,7 @@ const LIMITS: Bound = Bound {
     bytes: 1 << 20,
     now: 1000,
     stuck_after: 100,
+    held_after: 10,
 };
 
 fn setup(n: usize) -> (Hub, Slab<Conn>) {
@@ -48,12 +49,28 @@ fn a_reader_whose_write_is_stuck_is_over_its_bound() {
     let (hub, mut conns) = setup(2);
     conns[0].set(flags::WRITING);
     conns[1].set(flags::BLOCKED);
+    for (_, conn) in conns.iter_mut() {
+        conn.stalled_since = LIMITS.now - LIMITS.held_after;
+    }
     assert!(publish(&hub, &mut conns, 1..=BOUND as u64).is_empty());
     assert_eq!(
         publish(&hub, &mut conns, BOUND as u64 + 1..=BOUND as u64 + 1),
         [0, 1]
     );
     assert!(conns.iter().all(|(_, c)| c.has(flags::EVICT)));
+}
+
+#[test]
+fn a_reader_whose_write_made_progress_lately_gets_more_room() {
+    let (hub, mut conns) = setup(2);
+    conns[0].set(flags::WRITING);
+    conns[1].set(flags::BLOCKED);
+    for (_, conn) in conns.iter_mut() {
+        conn.stalled_since = LIMITS.now - LIMITS.held_after + 1;
+    }
+    let room = (BOUND * BOUND_WHILE_READING) as u64;
+    assert!(publish(&hub, &mut conns, 1..=room).is_empty());
+    assert_eq!(publish(&hub, &mut conns, room + 1..=room + 1), [0, 1]);
 }
 
 #[test]
@@ -151,6 +168,7 @@ fn a_narrow_topics_subscriber_is_listed_ahead_of_a_wide_fan_out() {
 fn a_reader_holding_its_byte_bound_is_over_it() {
     let (hub, mut conns) = setup(1);
     conns[0].set(flags::WRITING);
+    conns[0].stalled_since = LIMITS.now - LIMITS.held_after;
     let (mut dirty, mut found) = (DirtyList::default(), Found::default());
     let bound = Bound {
         bytes: 25,
