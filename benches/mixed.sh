@@ -53,7 +53,9 @@ for rep in $(seq "$REPS"); do
     hot "$OUT/hot.$rep.json" & HOT=$!
     sleep 4 # the hot topic's subscribers connect and its publishers saturate it
     personal "$OUT/mixed.$rep.json"
-    wait "$HOT"; stop
+    wait "$HOT"
+    curl -sf "http://127.0.0.1:$PORT/metrics" >"$OUT/metrics.$rep.txt" || true
+    stop
     if [[ $HOT_PORT != "$PORT" ]]; then kill "$HOT_SERVER"; wait "$HOT_SERVER" 2>/dev/null || true; fi
 done
 
@@ -69,6 +71,13 @@ def personal(d):
     lat, dl, pub = d.get("latency_us") or {}, d.get("delivery") or {}, d.get("publish") or {}
     return (f"{lat.get('p50', 0) / 1000:.2f} / {lat.get('p99', 0) / 1000:.2f} ms, "
             f"{pub.get('rate_achieved_per_s', 0):,.0f} ev/s, lost {dl.get('lost')}")
+def metric(rep, name):
+    # Summed over the server's workers, from /metrics taken as the mixed run ended.
+    try:
+        lines = open(f"{out}/metrics.{rep}.txt").read().splitlines()
+    except OSError:
+        return None
+    return sum(float(l.split()[-1]) for l in lines if l.startswith(name))
 def overlap(mixed, hot):
     # Share of the personal publishing phase that ran while the hot topic was published
     # to. The personal loadgen starts LEAD s after the hot one; a personal connect phase
@@ -81,13 +90,17 @@ def overlap(mixed, hot):
     start = LEAD + pt["connect_s"]
     end = min(start + pt["run_s"], ht["connect_s"] + ht["run_s"])
     return max(0.0, end - start) / pt["run_s"]
-print("rep | personal alone: p50 / p99, rate, lost | with the hot topic | overlap | hot topic deliveries/s")
+print("rep | personal alone: p50 / p99, rate, lost | with the hot topic | overlap "
+      "| hot topic deliveries/s, lost | evicted as slow | flushes cut")
 for r in range(1, reps + 1):
     mixed, hotrun = load(f"{out}/mixed.{r}.json"), load(f"{out}/hot.{r}.json")
     hot = (hotrun.get("delivery") or {}).get("events_per_s", 0)
+    hot_lost = (hotrun.get("delivery") or {}).get("lost")
     share = overlap(mixed, hotrun)
+    slow = metric(r, 'ringcast_closes_total{reason="slow"}')
+    cut = metric(r, "ringcast_flushes_cut_total")
     print(f"{r} | {personal(load(f'{out}/alone.{r}.json'))} | "
-          f"{personal(mixed)} | {share:.0%} | {hot:,.0f}")
+          f"{personal(mixed)} | {share:.0%} | {hot:,.0f}, lost {hot_lost} | {slow} | {cut}")
     if share < 0.9:
         print(f"   WARNING: only {share:.0%} of the personal publishing ran beside the hot topic")
 PY

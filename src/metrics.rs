@@ -71,6 +71,8 @@ pub struct WorkerStats {
     pub frames: Counter,
     /// Write operations started (one may carry many frames).
     pub writes: Counter,
+    /// Flushes ended early for a request that came in (see `stream::readers`).
+    pub flushes_cut: Counter,
     pub bytes: Counter,
     pub heartbeats: Counter,
     pub replay_gaps: Counter,
@@ -166,7 +168,7 @@ pub fn render(workers: &[WorkerStats], process: Process) -> String {
         );
     }
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, &str, Read<'_>); 10] = [
+    let simple: [(&str, &str, &str, Read<'_>); 11] = [
         (
             "ringcast_subscriptions",
             "Topic subscriptions of streaming subscribers.",
@@ -196,6 +198,12 @@ pub fn render(workers: &[WorkerStats], process: Process) -> String {
             "Write operations to subscribers.",
             "counter",
             &|w| w.writes.get(),
+        ),
+        (
+            "ringcast_flushes_cut_total",
+            "Flushes of subscriber writes ended early because a request came in.",
+            "counter",
+            &|w| w.flushes_cut.get(),
         ),
         (
             "ringcast_bytes_written_total",

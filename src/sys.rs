@@ -194,6 +194,44 @@ pub fn drain_readable(fd: RawFd) -> Readable {
     Readable::Discarded(total)
 }
 
+/// Whether any of `fds` has bytes to read or a hang-up waiting, without blocking (a
+/// `poll` per 32 descriptors; a failed call says no).
+pub fn any_readable(fds: &[RawFd]) -> bool {
+    fds.chunks(32).any(|chunk| {
+        let mut polls = [libc::pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        }; 32];
+        for (p, &fd) in polls.iter_mut().zip(chunk) {
+            p.fd = fd;
+            p.events = libc::POLLIN | libc::POLLRDHUP;
+        }
+        // SAFETY: poll reads and writes `chunk.len()` entries of the array we own.
+        unsafe { libc::poll(polls.as_mut_ptr(), chunk.len() as libc::nfds_t, 0) > 0 }
+    })
+}
+
+/// Appends what the socket holds right now to `buf`, up to its spare capacity, without
+/// blocking. `None` when it holds nothing (or the call failed: the caller then reads
+/// through its runtime, which reports any error); `Some(0)` at end of stream.
+pub fn recv_now(fd: RawFd, buf: &mut Vec<u8>) -> Option<usize> {
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: recv writes at most spare.len() bytes into the spare capacity we borrow.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    // SAFETY: recv initialised the first n bytes past the length, within the capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Some(n)
+}
+
 /// Sends what the socket takes right now, without blocking (the socket itself may be in
 /// blocking mode under io_uring). Returns the bytes sent (0 when it would block or failed:
 /// the caller sends the rest through its runtime, which reports any error).

@@ -16,9 +16,11 @@ pub mod delivery;
 pub mod epoll;
 pub mod out;
 pub mod plane;
+pub mod readers;
 pub mod ring;
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
@@ -27,6 +29,7 @@ use slab::Slab;
 use crate::conn::{flags, CloseReason, Conn, Phase};
 use crate::metrics::WorkerStats;
 use crate::stream::plane::{Completion, Op, Plane, Token};
+use crate::stream::readers::{Readers, GROUP_TIME};
 use crate::sys::{self, Readable};
 
 /// Bytes a streaming subscriber may send us (it should send nothing) before it is closed.
@@ -42,6 +45,9 @@ pub const REAP_BUDGET: usize = 1024;
 /// of wall time, and new connections waited that long. Steady fan-out never reaches it.
 pub const REAP_TIME: std::time::Duration = std::time::Duration::from_millis(1);
 pub const REAP_CHECK: usize = 16;
+
+/// What a bulk write is taken to cost before one was measured.
+const INITIAL_WRITE_NS: u64 = 10_000;
 
 /// A connection waiting for the loop to start its write, and since when (the turn's
 /// millisecond stamp): how long the oldest waits is how far the worker runs behind.
@@ -156,9 +162,26 @@ pub struct Flushed {
     /// How long the oldest connection written had waited, in ms (0 when none is left
     /// waiting: the next event is then written at once).
     pub lag_ms: u32,
-    /// Whether most subscribers with frames waiting hold more than half their bound;
-    /// `None` when this flush saw none and some are still waiting (no new sample).
+    /// Whether, in either lane, most subscribers with frames waiting hold more than half
+    /// their bound; `None` when this flush saw none and some are still waiting (no new
+    /// sample).
     pub saturated: Option<bool>,
+    /// The flush stopped early because a waiting connection had a request in.
+    pub cut: bool,
+}
+
+/// Subscribers with frames waiting that one lane's flush saw, and how many of those
+/// held more than half their bound.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    seen: usize,
+    deep: usize,
+}
+
+impl Sample {
+    fn majority_deep(self) -> bool {
+        self.deep * 2 > self.seen
+    }
 }
 
 /// What a completion leaves for the worker to do with its connection.
@@ -182,6 +205,9 @@ pub struct Writes {
     completions: Vec<Completion>,
     /// Bytes each subscriber that sent anything has sent (it should send nothing).
     chatter: FxHashMap<u32, usize>,
+    /// How long a bulk write takes at submit, in ns (a moving average): it sizes the
+    /// groups a flush submits while connections wait for requests (see [`readers`]).
+    write_ns: u64,
 }
 
 impl Writes {
@@ -192,6 +218,7 @@ impl Writes {
             writing: 0,
             completions: Vec::new(),
             chatter: FxHashMap::default(),
+            write_ns: INITIAL_WRITE_NS,
         }
     }
 
@@ -219,18 +246,32 @@ impl Writes {
     /// system call. `now` is the tick a write starts at; queues past `deep_queue` frames
     /// count towards saturation, unless their writes are stuck (no progress for
     /// `stuck_after` ticks, see [`Conn::stuck`]).
+    ///
+    /// While `readers` lists connections waiting for a request, the bulk lane goes in
+    /// groups of about [`GROUP_TIME`], and the flush ends after the first group that
+    /// finds one of them with a request in (see [`readers`]).
     pub fn flush(
         &mut self,
         conns: &mut Slab<Conn>,
         batch: usize,
         deep_queue: usize,
         (now, stuck_after): (u32, u32),
+        readers: &Readers,
     ) -> Flushed {
         // Every subscriber with frames waiting is sampled, written to now or still
         // waiting for the kernel to take its last write; one that stopped reading is
-        // not a sign of the worker's load, and is left to its own bound.
-        let (mut lag, mut sampled, mut deep, mut started) = (0, 0, 0, 0);
-        for lane in [Lane::Prompt, Lane::Bulk] {
+        // not a sign of the worker's load, and is left to its own bound. Each lane is
+        // judged alone: thousands of one-frame notifications in the prompt lane say
+        // nothing of whether a wide fan-out in the bulk lane keeps up.
+        let (mut lag, mut started, mut cut, mut bulk) = (0, 0, false, None);
+        let mut samples = [Sample::default(); 2];
+        for (lane, sample) in [Lane::Prompt, Lane::Bulk].into_iter().zip(&mut samples) {
+            let group = match lane == Lane::Bulk && !readers.is_empty() {
+                true => self.group(batch),
+                false => batch,
+            };
+            let (mut grouped, start, before) = (0, Instant::now(), started);
+            let mut group_start = start;
             for _ in 0..batch {
                 let Some(Dirty { key, since }) = self.dirty.pop(lane) else {
                     break;
@@ -242,28 +283,57 @@ impl Writes {
                 conn.clear(flags::DIRTY);
                 let frames = conn.out.len();
                 if frames > 0 && conn.phase() == Phase::Stream && !conn.stuck(now, stuck_after) {
-                    sampled += 1;
-                    deep += usize::from(frames > deep_queue);
+                    sample.seen += 1;
+                    sample.deep += usize::from(frames > deep_queue);
                 }
                 let busy = flags::WRITING | flags::BLOCKED | flags::HELD;
                 if conn.flags & busy == 0 && self.start_write(conn, key, now) {
                     started += 1;
+                    grouped += 1;
                 }
+                if grouped == group && group < batch {
+                    self.submit_group(grouped, group_start);
+                    (grouped, group_start) = (0, Instant::now());
+                    if readers.any_input() {
+                        cut = true;
+                        break;
+                    }
+                }
+            }
+            if lane == Lane::Bulk {
+                bulk = Some((start, started - before));
             }
         }
         // Completions of writes made here (all of them, on the epoll plane) can make
         // connections dirty again; they are acted on by the next turn's reap.
         self.plane.submit();
-        let saturated = match sampled {
+        if let Some((start, written)) = bulk {
+            readers.set_busy(written > 0 && start.elapsed() > GROUP_TIME);
+        }
+        let saturated = match samples.iter().map(|s| s.seen).sum::<usize>() {
             0 if self.is_idle() => Some(false),
             0 => None,
-            _ => Some(deep * 2 > sampled),
+            _ => Some(samples.iter().any(|s| s.majority_deep())),
         };
         Flushed {
             started,
             lag_ms: if self.dirty.is_empty() { 0 } else { lag },
             saturated,
+            cut,
         }
+    }
+
+    /// Bulk writes per group: about [`GROUP_TIME`] of them, at least one.
+    fn group(&self, batch: usize) -> usize {
+        (GROUP_TIME.as_nanos() as u64 / self.write_ns.max(1)).clamp(1, batch as u64) as usize
+    }
+
+    /// Submits a group of `n` writes started since `since`, and learns how long a write
+    /// takes (on io_uring the copying happens at submit, on epoll in the write itself).
+    fn submit_group(&mut self, n: usize, since: Instant) {
+        self.plane.submit();
+        let each = since.elapsed().as_nanos() as u64 / n.max(1) as u64;
+        self.write_ns = (self.write_ns * 7 + each) / 8;
     }
 
     fn start_write(&mut self, conn: &mut Conn, key: u32, now: u32) -> bool {
@@ -410,3 +480,6 @@ impl Writes {
         self.plane.nudge()
     }
 }
+
+#[cfg(test)]
+mod tests;

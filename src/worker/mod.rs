@@ -35,6 +35,7 @@ use crate::metrics::WorkerStats;
 use crate::shared::Shared;
 use crate::stream::delivery::Fanout;
 use crate::stream::plane::Plane;
+use crate::stream::readers::Readers;
 use crate::stream::Writes;
 use crate::timer::Timers;
 pub use events::{Events, Kick};
@@ -71,6 +72,8 @@ pub struct Worker {
     listener_fd: RawFd,
     /// Subscription events and users, with `--subscription-events`.
     presence: Option<presence::Presence>,
+    /// Keep-alive connections waiting for their next request (see `stream::readers`).
+    readers: Rc<Readers>,
 }
 
 impl Worker {
@@ -106,6 +109,7 @@ impl Worker {
             busy: false,
             listener_fd,
             presence: cfg.subscription_events.then(presence::Presence::default),
+            readers: Rc::default(),
             shared,
         }
     }

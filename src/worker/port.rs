@@ -14,6 +14,7 @@ use crate::conn::subscribe::{RemoteResume, Subscribe};
 use crate::conn::{flags, CloseReason};
 use crate::metrics::WorkerStats;
 use crate::shared::Shared;
+use crate::stream::readers::{Readers, Reading};
 
 use super::Worker;
 
@@ -23,6 +24,7 @@ pub struct Port {
     shared: Arc<Shared>,
     index: usize,
     key: u32,
+    readers: Rc<Readers>,
 }
 
 impl Port {
@@ -35,6 +37,7 @@ impl Port {
             shared: w.shared.clone(),
             index: w.index,
             key,
+            readers: w.readers.clone(),
         }
     }
 
@@ -45,6 +48,14 @@ impl Port {
     /// This worker's counters (shared atomics: no borrow of the worker).
     pub fn stats(&self) -> &WorkerStats {
         &self.shared.stats[self.index]
+    }
+
+    /// Lists the connection, whose descriptor is `fd`, as waiting for its next request
+    /// while the worker's flushes are long, so that they stop when the request comes
+    /// in (see `stream::readers`); `None` otherwise. The task must then wait for
+    /// readiness before it reads.
+    pub fn reading(&self, fd: RawFd) -> Option<Reading> {
+        self.readers.busy().then(|| self.readers.reading(fd))
     }
 
     /// Gives the connection `timeout` to deliver its next request, head and body.

@@ -111,11 +111,16 @@ impl Worker {
         let (batch, deep) = (cfg.flush_batch, cfg.max_queued_frames / 2);
         let now = self.timers.now() as u32;
         let stuck_after = self.timers.ticks(STUCK_AFTER) as u32;
-        let flushed = self
-            .writes
-            .flush(&mut self.conns, batch, deep, (now, stuck_after));
+        let flushed = self.writes.flush(
+            &mut self.conns,
+            batch,
+            deep,
+            (now, stuck_after),
+            &self.readers,
+        );
         let stats = &self.shared.stats[self.index];
         stats.writes.add(flushed.started);
+        stats.flushes_cut.add(u64::from(flushed.cut));
         stats.lag.set(u64::from(flushed.lag_ms));
         if let Some(saturated) = flushed.saturated {
             stats.saturated.set(u64::from(saturated));

@@ -60,6 +60,8 @@ struct Http {
     cors: Option<String>,
     /// Requests answered on this connection so far.
     served: u32,
+    /// Its last publish went to a heavy topic (a wide fan-out's own publisher).
+    heavy: bool,
 }
 
 /// Serves an accepted connection registered on its worker as `port`.
@@ -73,6 +75,7 @@ pub async fn serve(port: Port, stream: TcpStream, peer: SocketAddr) {
         peer,
         served: 0,
         cors: None,
+        heavy: false,
     };
     let end = http.requests().await;
     http.end(end).await;
@@ -228,6 +231,24 @@ impl Http {
         if len == self.buf.capacity() {
             let target = (self.buf.capacity() * 2).clamp(INITIAL_BUF, limit.max(len + 1));
             self.buf.reserve_exact(target - len);
+        }
+        // A kept-alive connection waiting for its next request is listed while its
+        // worker's flushes are long, and waits for readiness first: a pending read
+        // would take the request out of the socket before the flush could see it. What
+        // is there is then read at once, without another pass of the runtime. The
+        // publisher of the wide fan-out itself is not listed: answering it sooner
+        // only deepens the queues that make the flushes long.
+        let fd = self.stream.as_raw_fd();
+        let reading = match len == 0 && self.served > 0 && !self.heavy {
+            true => self.port.reading(fd),
+            false => None,
+        };
+        if reading.is_some() {
+            self.stream.readable(false).await?;
+            drop(reading);
+            if let Some(n) = sys::recv_now(fd, &mut self.buf) {
+                return Ok(n);
+            }
         }
         let buf = std::mem::take(&mut self.buf);
         let (res, slice) = self.stream.read(buf.slice_mut(len..)).await;

@@ -104,6 +104,7 @@ impl Http {
             .sequencer
             .heavy_topics()
             .any(topics.iter().copied());
+        self.heavy = heavy;
         let mut capacity = self.shared.publish_capacity(heavy, topics.iter().copied());
         if capacity == Capacity::Free {
             return Ok(());

@@ -1,0 +1,98 @@
+//! The flush: its lanes, its saturation sample, and where it stops for a request.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+
+use super::*;
+
+const FRAME: &[u8] = b"data: x\n\n";
+
+/// `n` streaming subscribers on socket pairs (kept open by the returned peers), each
+/// with `frames` frames queued, listed in the bulk or the prompt lane.
+fn subscribers(
+    writes: &mut Writes,
+    conns: &mut Slab<Conn>,
+    n: usize,
+    frames: usize,
+    bulk: bool,
+) -> Vec<UnixStream> {
+    let mut peers = Vec::new();
+    for _ in 0..n {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        // The descriptor stays open for the rest of the test process.
+        let mut conn = Conn::new(ours.into_raw_fd(), 0);
+        conn.enter(Phase::Stream);
+        let key = conns.insert(conn) as u32;
+        let conn = &mut conns[key as usize];
+        for _ in 0..frames {
+            conn.queue(&Bytes::from_static(FRAME));
+        }
+        match bulk {
+            true => writes.dirty().mark(conn, key),
+            false => writes.dirty().mark_prompt(conn, key),
+        }
+        peers.push(theirs);
+    }
+    peers
+}
+
+const BATCH: usize = 32;
+const DEEP: usize = 4;
+
+fn flush(writes: &mut Writes, conns: &mut Slab<Conn>, readers: &Readers) -> Flushed {
+    writes.flush(conns, BATCH, DEEP, (1, 1000), readers)
+}
+
+#[test]
+fn a_bulk_flush_stops_when_a_waiting_connection_has_a_request_in() {
+    let mut writes = Writes::new(Plane::epoll().expect("epoll"));
+    let mut conns = Slab::new();
+    let _peers = subscribers(&mut writes, &mut conns, 2 * BATCH, 1, true);
+    let readers = Rc::new(Readers::default());
+    let (mut publisher, ours) = UnixStream::pair().expect("socketpair");
+    let _listed = readers.reading(ours.as_raw_fd());
+
+    // Nothing came in: a whole batch is written, in groups.
+    let whole = flush(&mut writes, &mut conns, &readers);
+    assert_eq!((whole.started, whole.cut), (BATCH as u64, false));
+    assert_eq!(writes.dirty().len(), BATCH);
+
+    // A request is in: the flush ends after its first group.
+    publisher.write_all(b"POST /publish").expect("write");
+    let cut = flush(&mut writes, &mut conns, &readers);
+    assert!(cut.cut);
+    assert!(
+        cut.started >= 1 && cut.started < BATCH as u64,
+        "started {}",
+        cut.started
+    );
+    assert_eq!(writes.dirty().len(), BATCH - cut.started as usize);
+
+    // With nobody listed, the bulk lane is not looked at between writes.
+    let unlisted = flush(&mut writes, &mut conns, &Readers::default());
+    assert!(!unlisted.cut);
+    assert!(writes.dirty().is_empty());
+}
+
+#[test]
+fn saturation_is_judged_in_each_lane_alone() {
+    let mut writes = Writes::new(Plane::epoll().expect("epoll"));
+    let mut conns = Slab::new();
+    // Twenty notifications with one frame each, beside five wide fan-out subscribers
+    // holding more than `DEEP` frames: the fan-out is saturated, whatever the prompt
+    // lane holds.
+    let _quiet = subscribers(&mut writes, &mut conns, 20, 1, false);
+    let _deep = subscribers(&mut writes, &mut conns, 5, DEEP + 1, true);
+    let flushed = flush(&mut writes, &mut conns, &Readers::default());
+    assert_eq!(flushed.saturated, Some(true));
+
+    // Shallow queues in both lanes: not saturated.
+    let mut writes = Writes::new(Plane::epoll().expect("epoll"));
+    let _quiet = subscribers(&mut writes, &mut conns, 20, 1, false);
+    let _bulk = subscribers(&mut writes, &mut conns, 5, DEEP, true);
+    let flushed = flush(&mut writes, &mut conns, &Readers::default());
+    assert_eq!(flushed.saturated, Some(false));
+}
