@@ -307,8 +307,13 @@ impl Writes {
         // Completions of writes made here (all of them, on the epoll plane) can make
         // connections dirty again; they are acted on by the next turn's reap.
         self.plane.submit();
+        // Only on io_uring: the epoll loop yields through a 1 ms timer after every busy
+        // turn (`worker::events`), so a flush cut there idles the worker and the bulk
+        // lane falls behind (hot subscribers were evicted by the thousand), while its
+        // publishers already get their answers in those yields.
         if let Some((start, written)) = bulk {
-            readers.set_busy(written > 0 && start.elapsed() > GROUP_TIME);
+            let long = written > 0 && start.elapsed() > GROUP_TIME;
+            readers.set_busy(long && self.plane.completes_later());
         }
         let saturated = match samples.iter().map(|s| s.seen).sum::<usize>() {
             0 if self.is_idle() => Some(false),

@@ -10,7 +10,7 @@
 //! submits the bulk lane in groups of about [`GROUP_TIME`] and looks, after each,
 //! whether a reader's socket holds bytes; if one does, the flush ends there and the
 //! rest waits for the next turn, after monoio's pass has run the publisher.
-//! Connections are listed only while flushes are long ([`Readers::busy`]), and not
+//! Connections are listed only on io_uring, while flushes are long ([`Readers::busy`]), and not
 //! when their last publish went to a heavy topic: the wide fan-out's own publisher,
 //! answered sooner, only adds to the queues that make the flushes long (listed too, it
 //! gave 15% more deliveries/s of 64 B to 19,000 subscribers at 13% less CPU each, but
