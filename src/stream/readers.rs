@@ -34,8 +34,11 @@ use std::time::Duration;
 /// keep-alive connection beyond them only goes unseen.
 pub const MAX_READERS: usize = 32;
 
-/// How long a group of bulk writes may take between two looks at the readers.
-pub const GROUP_TIME: Duration = Duration::from_micros(100);
+/// How long a group of bulk writes may take between two looks at the readers. In the
+/// mixed run (`benches/mixed.sh`, three runs each) the personal class got 1,194-1,317
+/// events/s of 2,000 at 100 µs, 1,980-2,000 at 50 µs (p99 11-20 ms, one run 86 ms), and
+/// 1,986-2,000 at 25 µs (p99 10-66 ms); the hot topic's deliveries were the same.
+pub const GROUP_TIME: Duration = Duration::from_micros(50);
 
 /// The descriptors of the connections waiting for a request on one worker.
 #[derive(Default)]
