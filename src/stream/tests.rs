@@ -96,3 +96,31 @@ fn saturation_is_judged_in_each_lane_alone() {
     let flushed = flush(&mut writes, &mut conns, &Readers::default());
     assert_eq!(flushed.saturated, Some(false));
 }
+
+#[test]
+fn connections_are_never_listed_as_waiting_on_the_epoll_plane() {
+    // A long bulk flush (32 writes of 64 KiB) would list waiting connections on
+    // io_uring; the epoll loop idles 1 ms after a busy turn, so a cut there starves the
+    // bulk lane (BENCHMARKS.md, "Not on the epoll driver").
+    let mut writes = Writes::new(Plane::epoll().expect("epoll"));
+    let mut conns = Slab::new();
+    let big = Bytes::from(vec![b'x'; 64 << 10]);
+    let mut peers = Vec::new();
+    for _ in 0..BATCH {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let mut conn = Conn::new(ours.into_raw_fd(), 0);
+        conn.enter(Phase::Stream);
+        let key = conns.insert(conn) as u32;
+        let conn = &mut conns[key as usize];
+        conn.queue(&big);
+        writes.dirty().mark(conn, key);
+        peers.push(theirs);
+    }
+    let readers = Readers::default();
+    let start = Instant::now();
+    let flushed = flush(&mut writes, &mut conns, &readers);
+    assert_eq!(flushed.started, BATCH as u64);
+    assert!(start.elapsed() > GROUP_TIME, "the flush was long");
+    assert!(!readers.busy());
+}
