@@ -11,15 +11,17 @@
 //! - [`plane`]: the kernel interface, on `ring` (a private io_uring) or `epoll`.
 //! - [`out`]: one connection's queue of frames.
 //! - [`delivery`]: the fan-out into those queues and the per-subscriber bound.
+//! - `dirty`: the connections waiting for their next write, in two lanes.
+//! - [`readers`]: the connections waiting for a request, which can end a long flush.
 
 pub mod delivery;
+mod dirty;
 pub mod epoll;
 pub mod out;
 pub mod plane;
 pub mod readers;
 pub mod ring;
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -31,6 +33,8 @@ use crate::metrics::WorkerStats;
 use crate::stream::plane::{Completion, Op, Plane, Token};
 use crate::stream::readers::{Readers, GROUP_TIME};
 use crate::sys::{self, Readable};
+use dirty::Lane;
+pub use dirty::{Dirty, DirtyList};
 
 /// Bytes a streaming subscriber may send us (it should send nothing) before it is closed.
 const MAX_DISCARD: usize = 64 << 10;
@@ -48,112 +52,6 @@ pub const REAP_CHECK: usize = 16;
 
 /// What a bulk write is taken to cost before one was measured.
 const INITIAL_WRITE_NS: u64 = 10_000;
-
-/// A connection waiting for the loop to start its write, and since when (the turn's
-/// millisecond stamp): how long the oldest waits is how far the worker runs behind.
-#[derive(Clone, Copy, Debug)]
-pub struct Dirty {
-    pub key: u32,
-    pub since: u32,
-}
-
-/// Connections with frames queued since the last flush, in two lanes, each oldest
-/// first; each connection is listed once (its `DIRTY` flag), with the turn it began to
-/// wait in. Each turn writes up to a batch from each lane, so neither waits for the
-/// other.
-///
-/// The `bulk` lane holds the subscribers of wide fan-outs and those catching up: while
-/// they wait, more frames join their next write, which is what keeps a saturated
-/// fan-out cheap per delivery. The `prompt` lane holds writes that are small and few:
-/// an event to a topic that is not heavy here (`broadcast::hub::HEAVY`), a heartbeat, a
-/// response head. With one topic's 5,000 subscribers per worker behind a saturating
-/// 1 KiB fan-out, a notification in a single lane waited for all of them to be written,
-/// a batch of 32 a turn: 340 ms here (issue 14's mixed run).
-#[derive(Default)]
-pub struct DirtyList {
-    prompt: VecDeque<Dirty>,
-    bulk: VecDeque<Dirty>,
-    now_ms: u32,
-}
-
-/// Which of [`DirtyList`]'s lanes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Lane {
-    Prompt,
-    Bulk,
-}
-
-impl DirtyList {
-    /// With room for `n` connections in each lane.
-    pub fn with_capacity(n: usize) -> DirtyList {
-        DirtyList {
-            prompt: VecDeque::with_capacity(n),
-            bulk: VecDeque::with_capacity(n),
-            now_ms: 0,
-        }
-    }
-
-    /// The current turn's stamp, given to connections listed from now on.
-    pub fn begin_turn(&mut self, now_ms: u32) {
-        self.now_ms = now_ms;
-    }
-
-    /// Lists `conn` (key `key`) in the bulk lane, behind every connection waiting there.
-    pub fn mark(&mut self, conn: &mut Conn, key: u32) {
-        self.list(conn, key, Lane::Bulk, false);
-    }
-
-    /// Lists `conn` in the prompt lane, behind every connection waiting there.
-    pub fn mark_prompt(&mut self, conn: &mut Conn, key: u32) {
-        self.list(conn, key, Lane::Prompt, false);
-    }
-
-    /// Lists `conn` ahead of every connection waiting: a client waiting for its response
-    /// head must not wait for a whole fan-out pass (150-300 ms for 1 KiB to 19,000
-    /// subscribers here) to go by.
-    pub fn mark_first(&mut self, conn: &mut Conn, key: u32) {
-        self.list(conn, key, Lane::Prompt, true);
-    }
-
-    fn list(&mut self, conn: &mut Conn, key: u32, lane: Lane, first: bool) {
-        if conn.has(flags::DIRTY) {
-            return;
-        }
-        conn.set(flags::DIRTY);
-        let entry = Dirty {
-            key,
-            since: self.now_ms,
-        };
-        let queue = match lane {
-            Lane::Prompt => &mut self.prompt,
-            Lane::Bulk => &mut self.bulk,
-        };
-        match first {
-            true => queue.push_front(entry),
-            false => queue.push_back(entry),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.prompt.len() + self.bulk.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.prompt.is_empty() && self.bulk.is_empty()
-    }
-
-    /// Every listed connection: the prompt lane, then the bulk lane.
-    pub fn iter(&self) -> impl Iterator<Item = &Dirty> {
-        self.prompt.iter().chain(self.bulk.iter())
-    }
-
-    fn pop(&mut self, lane: Lane) -> Option<Dirty> {
-        match lane {
-            Lane::Prompt => self.prompt.pop_front(),
-            Lane::Bulk => self.bulk.pop_front(),
-        }
-    }
-}
 
 /// What one flush did, for the worker's counters.
 pub struct Flushed {
@@ -276,7 +174,7 @@ impl Writes {
                 let Some(Dirty { key, since }) = self.dirty.pop(lane) else {
                     break;
                 };
-                lag = lag.max(self.dirty.now_ms.wrapping_sub(since));
+                lag = lag.max(self.dirty.now_ms().wrapping_sub(since));
                 let Some(conn) = conns.get_mut(key as usize) else {
                     continue;
                 };
