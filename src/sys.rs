@@ -341,6 +341,21 @@ mod tests {
     use std::os::fd::AsRawFd;
 
     #[test]
+    fn recv_now_appends_what_is_there_and_tells_empty_from_closed() {
+        use std::io::Write;
+        let (mut peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = ours.as_raw_fd();
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(b"GET");
+        assert_eq!(recv_now(fd, &mut buf), None, "nothing sent yet");
+        peer.write_all(b" /healthz").unwrap();
+        assert_eq!(recv_now(fd, &mut buf), Some(9));
+        assert_eq!(buf, b"GET /healthz");
+        drop(peer);
+        assert_eq!(recv_now(fd, &mut buf), Some(0), "end of stream");
+    }
+
+    #[test]
     fn accept_queued_takes_every_waiting_connection_then_reports_an_empty_queue() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();

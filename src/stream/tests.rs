@@ -10,12 +10,12 @@ use super::*;
 const FRAME: &[u8] = b"data: x\n\n";
 
 /// `n` streaming subscribers on socket pairs (kept open by the returned peers), each
-/// with `frames` frames queued, listed in the bulk or the prompt lane.
-fn subscribers(
+/// with `frames` copies of `frame` queued, listed in the bulk or the prompt lane.
+fn subscribers_with(
     writes: &mut Writes,
     conns: &mut Slab<Conn>,
     n: usize,
-    frames: usize,
+    (frame, frames): (&Bytes, usize),
     bulk: bool,
 ) -> Vec<UnixStream> {
     let mut peers = Vec::new();
@@ -28,7 +28,7 @@ fn subscribers(
         let key = conns.insert(conn) as u32;
         let conn = &mut conns[key as usize];
         for _ in 0..frames {
-            conn.queue(&Bytes::from_static(FRAME));
+            conn.queue(frame);
         }
         match bulk {
             true => writes.dirty().mark(conn, key),
@@ -37,6 +37,18 @@ fn subscribers(
         peers.push(theirs);
     }
     peers
+}
+
+/// As [`subscribers_with`], with `frames` small frames each.
+fn subscribers(
+    writes: &mut Writes,
+    conns: &mut Slab<Conn>,
+    n: usize,
+    frames: usize,
+    bulk: bool,
+) -> Vec<UnixStream> {
+    let frame = Bytes::from_static(FRAME);
+    subscribers_with(writes, conns, n, (&frame, frames), bulk)
 }
 
 const BATCH: usize = 32;
@@ -105,18 +117,7 @@ fn connections_are_never_listed_as_waiting_on_the_epoll_plane() {
     let mut writes = Writes::new(Plane::epoll().expect("epoll"));
     let mut conns = Slab::new();
     let big = Bytes::from(vec![b'x'; 64 << 10]);
-    let mut peers = Vec::new();
-    for _ in 0..BATCH {
-        let (ours, theirs) = UnixStream::pair().expect("socketpair");
-        ours.set_nonblocking(true).expect("nonblocking");
-        let mut conn = Conn::new(ours.into_raw_fd(), 0);
-        conn.enter(Phase::Stream);
-        let key = conns.insert(conn) as u32;
-        let conn = &mut conns[key as usize];
-        conn.queue(&big);
-        writes.dirty().mark(conn, key);
-        peers.push(theirs);
-    }
+    let _peers = subscribers_with(&mut writes, &mut conns, BATCH, (&big, 1), true);
     let readers = Readers::default();
     let start = Instant::now();
     let flushed = flush(&mut writes, &mut conns, &readers);
