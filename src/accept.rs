@@ -31,10 +31,11 @@ const REFUSE_LINGER: Duration = Duration::from_secs(1);
 /// "Admission under load").
 const QUEUED_PER_PASS: usize = 128;
 
-/// Accepts on `listener` until the server drains. `uring` says which runtime runs the
-/// worker: the sockets taken from the queue get the blocking mode that runtime's own
-/// accept gives (io_uring: blocking; epoll: nonblocking).
-pub async fn run(listener: TcpListener, worker: Rc<RefCell<Worker>>, uring: bool) {
+/// Accepts on `listener` until the server drains; its connections begin with a TLS
+/// handshake when `tls`. `uring` says which runtime runs the worker: the sockets taken
+/// from the queue get the blocking mode that runtime's own accept gives (io_uring:
+/// blocking; epoll: nonblocking).
+pub async fn run(listener: TcpListener, worker: Rc<RefCell<Worker>>, uring: bool, tls: bool) {
     let shared = worker.borrow().shared().clone();
     let listener_fd = listener.as_raw_fd();
     loop {
@@ -49,14 +50,14 @@ pub async fn run(listener: TcpListener, worker: Rc<RefCell<Worker>>, uring: bool
                 continue;
             }
         };
-        admit(&worker, &shared, stream, peer);
+        admit(&worker, &shared, stream, peer, tls);
         for _ in 0..QUEUED_PER_PASS {
             if shared.is_draining() {
                 return;
             }
             match sys::accept_queued(listener_fd, !uring) {
                 Ok(Some((stream, peer))) => match TcpStream::from_std(stream) {
-                    Ok(stream) => admit(&worker, &shared, stream, peer),
+                    Ok(stream) => admit(&worker, &shared, stream, peer, tls),
                     Err(e) => log::warn!(error:% = e; "accept: cannot adopt a connection"),
                 },
                 Ok(None) => break,
@@ -70,17 +71,26 @@ pub async fn run(listener: TcpListener, worker: Rc<RefCell<Worker>>, uring: bool
 }
 
 /// Serves an accepted connection, or refuses it when the process is at its limit.
-fn admit(worker: &Rc<RefCell<Worker>>, shared: &Shared, stream: TcpStream, peer: SocketAddr) {
+fn admit(
+    worker: &Rc<RefCell<Worker>>,
+    shared: &Shared,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+) {
     if shared.open.fetch_add(1, Ordering::Relaxed) >= shared.max_connections {
         shared.open.fetch_sub(1, Ordering::Relaxed);
         let w = worker.borrow();
         w.stats().count_status(503);
         w.stats().closes[CloseReason::Rejected.index()].add(1);
-        monoio::spawn(refuse(stream));
+        // A TLS client could not read a plaintext 503; it sees the connection close.
+        if !tls {
+            monoio::spawn(refuse(stream));
+        }
         return;
     }
     let port = Port::admit(worker, stream.as_raw_fd());
-    monoio::spawn(handshake::serve(port, stream, peer));
+    monoio::spawn(handshake::serve(port, stream, peer, tls));
 }
 
 /// After a failed accept: waits out a shortage of descriptors or memory rather than

@@ -67,6 +67,10 @@ pub enum Driver {
 pub struct Config {
     /// Where every worker's SO_REUSEPORT listener binds.
     pub listen: SocketAddr,
+    /// With these, `listen` speaks TLS (`--tls-cert`, `--tls-key`).
+    pub tls: Option<crate::tls::Files>,
+    /// A plaintext listener next to the TLS one, e.g. for health checks from loopback.
+    pub plain_listen: Option<SocketAddr>,
     /// Worker threads, each with its own runtime and listener. 0 means one per usable CPU.
     pub workers: usize,
     pub driver: Driver,
@@ -140,6 +144,8 @@ impl Config {
     pub const fn new() -> Self {
         Config {
             listen: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080),
+            tls: None,
+            plain_listen: None,
             workers: 0,
             driver: Driver::Auto,
             max_connections: None,
@@ -224,6 +230,9 @@ impl Config {
         if let Some(cluster) = &self.cluster {
             check_redis_url(&cluster.url)?;
         }
+        if self.plain_listen.is_some() && self.tls.is_none() {
+            return Err("--plain-listen needs --tls-cert and --tls-key".into());
+        }
         Ok(())
     }
 }
@@ -260,7 +269,7 @@ macro_rules! setters {
 }
 
 setters! {
-    listen: SocketAddr, workers: usize, driver: Driver, max_connections: Option<usize>,
+    listen: SocketAddr, tls: Option<crate::tls::Files>, plain_listen: Option<SocketAddr>, workers: usize, driver: Driver, max_connections: Option<usize>,
     max_head_bytes: usize, max_target_bytes: usize, max_headers: usize,
     max_topics: usize, max_event_bytes: usize, max_batch_bytes: usize, retry: Duration, heartbeat: Duration,
     handshake_timeout: Duration, keepalive_timeout: Duration, write_timeout: Duration,

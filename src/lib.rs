@@ -3,7 +3,7 @@
 //! The data flow, and the module that owns each arrow:
 //!
 //! ```text
-//!  accept ──► conn::handshake ──► http::parse ──► route
+//!  accept ──► (tls::handshake) ──► conn::handshake ──► http::parse ──► route
 //!                                                   │
 //!     GET /events ──► conn::subscribe ──► broadcast::history (replay) ──► broadcast::hub
 //!                                                                              │
@@ -28,7 +28,10 @@
 //! - [`sys`]: the few raw system calls (rlimits, socket options).
 //! - [`server`]: starts one worker per core, handles signals and the shutdown drain;
 //!   [`shared`]: what the workers share, and the publish back-pressure.
-//! - [`accept`]: one SO_REUSEPORT listener per worker; the connection limit.
+//! - [`accept`]: one SO_REUSEPORT listener per worker (two with `--plain-listen`); the
+//!   connection limit.
+//! - [`tls`]: the handshake with rustls on the connection's task, then a session of keys
+//!   and sequence numbers that seals frames at write time and opens what clients send.
 //! - [`http`]: the hand-rolled request-head parser, body decoding, responses.
 //! - [`conn`]: a connection's slab entry, the handshake, routing, and the two endpoints;
 //!   [`topic`]: the topic grammar they share; [`json`]: the JSON written by hand.
@@ -75,5 +78,6 @@ pub mod shared;
 pub mod stream;
 pub mod sys;
 pub mod timer;
+pub mod tls;
 pub mod topic;
 pub mod worker;

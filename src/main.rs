@@ -32,6 +32,27 @@ struct Flags {
     /// Address every worker listens on (SO_REUSEPORT).
     #[arg(long, env = "RINGCAST_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+    /// Serve TLS on --listen with this certificate chain (PEM; with --tls-key). SIGHUP
+    /// reads both files again for new connections.
+    #[arg(
+        long,
+        env = "RINGCAST_TLS_CERT",
+        requires = "tls_key",
+        value_name = "FILE"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "RINGCAST_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Also listen here in plaintext, next to the TLS listener (e.g. 127.0.0.1:8081 for
+    /// health checks and metrics from loopback).
+    #[arg(long, env = "RINGCAST_PLAIN_LISTEN", value_name = "ADDR")]
+    plain_listen: Option<SocketAddr>,
     /// Worker threads, each with its own event loop. 0: one per usable CPU.
     #[arg(long, env = "RINGCAST_WORKERS", default_value_t = 0)]
     workers: usize,
@@ -262,8 +283,14 @@ impl Flags {
             retention: self.cluster_retention.max(1),
             max_event_bytes: self.max_event_bytes,
         });
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(ringcast::tls::Files { cert, key }),
+            _ => None,
+        };
         let config = Config::new()
             .listen(self.listen)
+            .tls(tls)
+            .plain_listen(self.plain_listen)
             .workers(self.workers)
             .driver(match self.driver {
                 DriverFlag::Auto => Driver::Auto,

@@ -73,6 +73,8 @@ pub struct WorkerStats {
     pub writes: Counter,
     /// Flushes ended early for a request that came in (see `stream::readers`).
     pub flushes_cut: Counter,
+    /// TLS handshakes completed (those refused are closes with reason `tls`).
+    pub tls_handshakes: Counter,
     pub bytes: Counter,
     pub heartbeats: Counter,
     pub replay_gaps: Counter,
@@ -168,7 +170,7 @@ pub fn render(workers: &[WorkerStats], process: Process) -> String {
         );
     }
     type Read<'a> = &'a dyn Fn(&WorkerStats) -> u64;
-    let simple: [(&str, &str, &str, Read<'_>); 11] = [
+    let simple: [(&str, &str, &str, Read<'_>); 12] = [
         (
             "ringcast_subscriptions",
             "Topic subscriptions of streaming subscribers.",
@@ -204,6 +206,12 @@ pub fn render(workers: &[WorkerStats], process: Process) -> String {
             "Flushes of subscriber writes ended early because a request came in.",
             "counter",
             &|w| w.flushes_cut.get(),
+        ),
+        (
+            "ringcast_tls_handshakes_total",
+            "TLS handshakes completed (refused ones close with reason tls).",
+            "counter",
+            &|w| w.tls_handshakes.get(),
         ),
         (
             "ringcast_bytes_written_total",

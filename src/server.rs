@@ -35,6 +35,8 @@ const BACKLOG: i32 = 4096;
 pub struct Server {
     pub shared: Arc<Shared>,
     pub local_addr: SocketAddr,
+    /// The plaintext listener next to the TLS one (`--plain-listen`).
+    pub plain_addr: Option<SocketAddr>,
     /// "io_uring" or "epoll".
     pub driver: &'static str,
     threads: Vec<JoinHandle<()>>,
@@ -67,8 +69,31 @@ impl Server {
         if !shared_port {
             refuse_shared_port(config.listen)?;
         }
+        let tls = match &config.tls {
+            Some(files) => Some(Arc::new(
+                crate::tls::Acceptor::new(files.clone())
+                    .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?,
+            )),
+            None => None,
+        };
         let listeners = bind_listeners(config.listen, workers)?;
         let local_addr = listeners[0].local_addr()?;
+        let plain: Vec<Option<std::net::TcpListener>> = match config.plain_listen {
+            Some(addr) => {
+                if !shared_port {
+                    refuse_shared_port(addr)?;
+                }
+                bind_listeners(addr, workers)?
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            }
+            None => (0..workers).map(|_| None).collect(),
+        };
+        let plain_addr = match plain.first() {
+            Some(Some(l)) => Some(l.local_addr()?),
+            _ => None,
+        };
         let max_connections = config
             .max_connections
             .unwrap_or(nofile.saturating_sub(FD_RESERVE).max(1) as usize);
@@ -100,10 +125,11 @@ impl Server {
             stream_preamble: [preamble(Body::Chunked), preamble(Body::Close)],
             draining: AtomicBool::new(false),
             hot: Default::default(),
+            tls,
             config,
         });
         let mut threads = Vec::with_capacity(workers);
-        for (index, listener) in listeners.into_iter().enumerate() {
+        for (index, listener) in listeners.into_iter().zip(plain).enumerate() {
             let shared = shared.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ringcast-w{index}"))
@@ -111,18 +137,42 @@ impl Server {
             threads.push(thread);
         }
         let driver = if uring { "io_uring" } else { "epoll" };
+        let scheme = if shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         log::info!(
             version = env!("CARGO_PKG_VERSION"), pid = std::process::id(), listen:% = local_addr,
-            workers = workers, driver = driver,
+            scheme = scheme, workers = workers, driver = driver,
             max_connections = max_connections, nofile = nofile;
             "ringcast started"
         );
+        if let Some(addr) = plain_addr {
+            log::info!(plain_listen:% = addr; "plaintext listener next to the TLS one");
+        }
         Ok(Server {
             shared,
             local_addr,
+            plain_addr,
             driver,
             threads,
         })
+    }
+
+    /// Reads the TLS certificate and key again (SIGHUP): new handshakes use them, live
+    /// connections keep theirs. On an error the old ones stay, and the error is logged.
+    pub fn reload(&self) {
+        let Some(tls) = &self.shared.tls else {
+            log::info!("SIGHUP: nothing to reload (no --tls-cert)");
+            return;
+        };
+        match tls.reload() {
+            Ok(()) => log::info!(cert:? = tls.files().cert; "TLS certificate reloaded"),
+            Err(why) => {
+                log::error!(error:% = why; "TLS certificate not reloaded; the old one stays")
+            }
+        }
     }
 
     /// Begins the drain; `join` waits for it to finish.
@@ -137,11 +187,17 @@ impl Server {
     }
 }
 
-/// Runs until SIGTERM or SIGINT, then drains and returns.
+/// Runs until SIGTERM or SIGINT, then drains and returns; SIGHUP reloads the TLS
+/// certificate.
 pub fn run(config: Config) -> io::Result<()> {
-    let signals = sys::block_termination_signals();
+    let signals = sys::block_control_signals();
     let server = Server::start(config)?;
-    let signal = sys::wait_signal(&signals);
+    let signal = loop {
+        match sys::wait_signal(&signals) {
+            libc::SIGHUP => server.reload(),
+            signal => break signal,
+        }
+    };
     log::info!(signal = signal, drain:? = server.shared.config.drain; "draining");
     server.shutdown();
     server.join();
@@ -196,7 +252,11 @@ type Runtime = monoio::FusionRuntime<
     monoio::time::TimeDriver<monoio::LegacyDriver>,
 >;
 
-fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener, uring: bool) {
+/// A worker's listeners: the main one (TLS with `--tls-cert`), and the plaintext one of
+/// `--plain-listen`.
+type Listeners = (std::net::TcpListener, Option<std::net::TcpListener>);
+
+fn run_worker(index: usize, shared: Arc<Shared>, (listener, plain): Listeners, uring: bool) {
     let built: io::Result<Runtime> = if uring {
         monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
             .with_entries(1024)
@@ -231,13 +291,15 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
                 std::process::exit(1);
             }
         };
-        let listener = match monoio::net::TcpListener::from_std(listener) {
+        let adopt = |listener| match monoio::net::TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {
                 log::error!(worker = index, error:% = e; "cannot adopt the listener");
                 std::process::exit(1);
             }
         };
+        let listener = adopt(listener);
+        let plain = plain.map(adopt);
         let events = match plane.pollable().and_then(|fd| Events::new(shared.inboxes[index].clone(), fd, uring)) {
             Ok(e) => e,
             Err(e) => {
@@ -245,10 +307,15 @@ fn run_worker(index: usize, shared: Arc<Shared>, listener: std::net::TcpListener
                 std::process::exit(1);
             }
         };
-        let listener_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
-        let worker = Worker::new(index, shared, plane, listener_fd, events.kick());
+        let fds = std::iter::once(&listener).chain(&plain);
+        let listener_fds = fds.map(std::os::fd::AsRawFd::as_raw_fd).collect();
+        let tls = shared.tls.is_some();
+        let worker = Worker::new(index, shared, plane, listener_fds, events.kick());
         let worker = Rc::new(RefCell::new(worker));
-        monoio::spawn(accept::run(listener, worker.clone(), uring));
+        monoio::spawn(accept::run(listener, worker.clone(), uring, tls));
+        if let Some(plain) = plain {
+            monoio::spawn(accept::run(plain, worker.clone(), uring, false));
+        }
         worker::run(worker, events).await;
     });
 }

@@ -36,6 +36,8 @@ pub struct Shared {
     /// the heavy ones are the sequencer's ([`Sequencer::heavy_topics`]), which marks
     /// the batches it hands to them.
     pub hot: TopicFlags,
+    /// The TLS listeners' certificate and settings (`--tls-cert`), reloaded on SIGHUP.
+    pub tls: Option<Arc<crate::tls::Acceptor>>,
 }
 
 /// A publish to a heavy topic waits while a worker's inbox holds this many batches
@@ -159,6 +161,7 @@ mod tests {
             stream_preamble: [Bytes::new(), Bytes::new()],
             draining: AtomicBool::new(false),
             hot: TopicFlags::default(),
+            tls: None,
         }
     }
 

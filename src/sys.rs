@@ -310,15 +310,17 @@ pub mod epoll {
     }
 }
 
-/// Blocks SIGTERM and SIGINT in this thread and every thread it starts afterwards, so
-/// they are only ever taken by [`wait_signal`]. Call before starting workers.
-pub fn block_termination_signals() -> libc::sigset_t {
+/// Blocks SIGTERM, SIGINT and SIGHUP in this thread and every thread it starts
+/// afterwards, so they are only ever taken by [`wait_signal`]. Call before starting
+/// workers.
+pub fn block_control_signals() -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset initialise the set we own; pthread_sigmask reads it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }

@@ -61,6 +61,9 @@ pub mod flags {
     /// An HTTP/1.0 stream: its body is delimited by the close, so frames go out without
     /// their chunk framing.
     pub const CLOSE_DELIMITED: u16 = 1 << 9;
+    /// A TLS stream: its frames are sealed at write time by its session (kept by the
+    /// worker's `stream::Writes`, not in this entry).
+    pub const TLS: u16 = 1 << 10;
 }
 
 /// One connection's state: about 90 bytes for an idle subscriber.
@@ -190,10 +193,15 @@ pub enum CloseReason {
     Rejected,
     /// An I/O error other than the peer going away.
     Error,
+    /// A TLS handshake refused, or a TLS protocol error after it (a record that does not
+    /// open, a fatal alert, a message with no place after the handshake).
+    Tls,
+    /// A plaintext HTTP request on the TLS port (answered 400 first).
+    Plaintext,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 9] = [
+    pub const ALL: [CloseReason; 11] = [
         CloseReason::Peer,
         CloseReason::Idle,
         CloseReason::Slow,
@@ -203,6 +211,8 @@ impl CloseReason {
         CloseReason::Auth,
         CloseReason::Rejected,
         CloseReason::Error,
+        CloseReason::Tls,
+        CloseReason::Plaintext,
     ];
 
     /// The metric label.
@@ -217,6 +227,8 @@ impl CloseReason {
             CloseReason::Auth => "auth",
             CloseReason::Rejected => "rejected",
             CloseReason::Error => "error",
+            CloseReason::Tls => "tls",
+            CloseReason::Plaintext => "plaintext",
         }
     }
 

@@ -24,7 +24,7 @@ pub mod ring;
 
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rustc_hash::FxHashMap;
 use slab::Slab;
 
@@ -33,6 +33,7 @@ use crate::metrics::WorkerStats;
 use crate::stream::plane::{Completion, Op, Plane, Token};
 use crate::stream::readers::{Readers, GROUP_TIME};
 use crate::sys::{self, Readable};
+use crate::tls::session::Session;
 use dirty::Lane;
 pub use dirty::{Dirty, DirtyList};
 
@@ -49,6 +50,14 @@ pub const REAP_BUDGET: usize = 1024;
 /// of wall time, and new connections waited that long. Steady fan-out never reaches it.
 pub const REAP_TIME: std::time::Duration = std::time::Duration::from_millis(1);
 pub const REAP_CHECK: usize = 16;
+
+/// What a TLS subscriber's watch reads at once, at most: its records are alerts and key
+/// updates, a few dozen bytes (more is chatter, limited by [`MAX_DISCARD`]).
+const TLS_READ: usize = 16 << 10;
+/// The completion result that stands for a TLS session that cannot seal (its keys are
+/// spent, or rustls refused the next ones): the write "fails", and the connection closes
+/// with reason `tls`.
+const SEAL_FAILED: i32 = -libc::EPROTO;
 
 /// What a bulk write is taken to cost before one was measured.
 const INITIAL_WRITE_NS: u64 = 10_000;
@@ -106,6 +115,14 @@ pub struct Writes {
     /// How long a bulk write takes at submit, in ns (a moving average): it sizes the
     /// groups a flush submits while connections wait for requests (see [`readers`]).
     write_ns: u64,
+    /// The sessions of TLS subscribers (`flags::TLS`), by slab key.
+    tls: FxHashMap<u32, Box<Session>>,
+    /// Where TLS subscribers' frames are sealed: each write takes its bytes off the
+    /// front, and a new buffer starts when this one is spent (the writes in flight keep
+    /// the old one until they complete).
+    scratch: BytesMut,
+    /// What TLS subscribers' watches read and open, reused.
+    heard: Vec<u8>,
 }
 
 impl Writes {
@@ -117,7 +134,16 @@ impl Writes {
             completions: Vec::new(),
             chatter: FxHashMap::default(),
             write_ns: INITIAL_WRITE_NS,
+            tls: FxHashMap::default(),
+            scratch: BytesMut::new(),
+            heard: Vec::new(),
         }
+    }
+
+    /// Takes over a TLS subscriber's session; its frames are sealed from now on.
+    pub fn adopt(&mut self, conn: &mut Conn, key: u32, session: Box<Session>) {
+        conn.set(flags::TLS);
+        self.tls.insert(key, session);
     }
 
     pub fn dirty(&mut self) -> &mut DirtyList {
@@ -240,11 +266,33 @@ impl Writes {
     }
 
     fn start_write(&mut self, conn: &mut Conn, key: u32, now: u32) -> bool {
-        if conn.out.is_empty() || matches!(conn.phase(), Phase::Closing | Phase::Request) {
+        if matches!(conn.phase(), Phase::Closing | Phase::Request) {
             return false;
         }
-        self.plane
-            .write(Token { key, gen: conn.gen }, conn.fd, &mut conn.out);
+        let token = Token { key, gen: conn.gen };
+        if conn.has(flags::TLS) {
+            let Some(session) = self.tls.get_mut(&key) else {
+                return false;
+            };
+            let last = conn.phase() == Phase::Draining;
+            match session.seal_queued(&mut conn.out, last, &mut self.scratch) {
+                Ok(()) if session.sealed.is_empty() => return false,
+                Ok(()) => self.plane.send(token, conn.fd, &session.sealed),
+                Err(e) => {
+                    log::debug!(key = key, error:? = e; "a TLS subscriber cannot seal");
+                    self.completions.push(Completion {
+                        token,
+                        op: Op::Write,
+                        res: SEAL_FAILED,
+                    });
+                }
+            }
+        } else {
+            if conn.out.is_empty() {
+                return false;
+            }
+            self.plane.write(token, conn.fd, &mut conn.out);
+        }
         conn.set(flags::WRITING);
         self.writing += 1;
         conn.last_write = now;
@@ -310,12 +358,24 @@ impl Writes {
             conn.set(flags::BLOCKED);
             return Settled::Nothing;
         }
+        if res == SEAL_FAILED && conn.has(flags::TLS) {
+            return Settled::Close(CloseReason::Tls);
+        }
         if res < 0 {
             return Settled::Close(CloseReason::from_errno(-res));
         }
         stats.bytes.add(res as u64);
-        conn.out.consume(res as usize);
-        if !conn.out.is_empty() {
+        let more = match conn.has(flags::TLS) {
+            true => self
+                .tls
+                .get_mut(&key)
+                .is_some_and(|s| s.wrote(res as usize)),
+            false => {
+                conn.out.consume(res as usize);
+                false
+            }
+        };
+        if more || !conn.out.is_empty() {
             conn.stalled_since = now.max(1);
             self.dirty.mark(conn, key);
             return Settled::Nothing;
@@ -336,9 +396,15 @@ impl Writes {
         if res < 0 || res & hangup != 0 {
             return Settled::Close(CloseReason::Peer);
         }
-        let sent = match sys::drain_readable(conn.fd) {
-            Readable::Closed => return Settled::Close(CloseReason::Peer),
-            Readable::Discarded(n) => n,
+        let sent = match conn.has(flags::TLS) {
+            true => match self.hear(conn, key) {
+                Ok(n) => n,
+                Err(reason) => return Settled::Close(reason),
+            },
+            false => match sys::drain_readable(conn.fd) {
+                Readable::Closed => return Settled::Close(CloseReason::Peer),
+                Readable::Discarded(n) => n,
+            },
         };
         // A subscriber has nothing to say; what it sends anyway is counted across
         // wake-ups, and past the budget it is closed. Only talkers get an entry.
@@ -349,6 +415,46 @@ impl Writes {
         }
         self.watch(conn, key);
         Settled::Nothing
+    }
+
+    /// Reads and opens what a TLS subscriber sent: a close_notify or end of stream closes
+    /// it (`peer`), a key update is applied (and answered, when asked for, by its next
+    /// write, started now), a record that does not open closes it (`tls`). Returns the
+    /// application data bytes it sent, which count as chatter.
+    fn hear(&mut self, conn: &mut Conn, key: u32) -> Result<usize, CloseReason> {
+        let Some(session) = self.tls.get_mut(&key) else {
+            return Err(CloseReason::Error);
+        };
+        let mut raw = std::mem::take(&mut session.partial);
+        let mut ended = false;
+        while raw.len() < TLS_READ {
+            raw.reserve(TLS_READ - raw.len());
+            match sys::recv_now(conn.fd, &mut raw) {
+                Some(0) => {
+                    ended = true;
+                    break;
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        self.heard.clear();
+        let heard = session.receive(&mut raw, &mut self.heard).map_err(|e| {
+            log::debug!(key = key, error:? = e; "a TLS subscriber sent what does not open");
+            CloseReason::Tls
+        })?;
+        // An idle subscriber holds no buffer.
+        session.partial = match raw.is_empty() {
+            true => Vec::new(),
+            false => raw,
+        };
+        if heard.closed || ended {
+            return Err(CloseReason::Peer);
+        }
+        if session.wants_write() && conn.flags & (flags::WRITING | flags::BLOCKED) == 0 {
+            self.dirty.mark_prompt(conn, key);
+        }
+        Ok(heard.data)
     }
 
     /// Whether the kernel may still read `conn`'s frames or report on its token (on the
@@ -365,6 +471,7 @@ impl Writes {
     /// Drops what was kept about a connection whose entry is freed.
     pub fn release(&mut self, key: u32) {
         self.chatter.remove(&key);
+        self.tls.remove(&key);
     }
 
     /// Whether writes or completions wait for a turn.

@@ -58,6 +58,16 @@ impl Out {
         }
     }
 
+    /// The queued frames, oldest first (a partly written one from where it stands).
+    pub fn frames(&self) -> impl Iterator<Item = &Bytes> {
+        let (one, many) = match self {
+            Out::Empty => (None, None),
+            Out::One(frame) => (Some(frame), None),
+            Out::Many(q) => (None, Some(q.frames.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
     pub fn push(&mut self, frame: Bytes) {
         match self {
             Out::Empty => *self = Out::One(frame),
@@ -209,6 +219,10 @@ mod tests {
         out.consume(1);
         out.push(Bytes::from_static(b"gh"));
         assert_eq!(out.bytes(), 5);
+        assert_eq!(
+            out.frames().map(|f| &f[..]).collect::<Vec<_>>(),
+            [&b"d"[..], b"ef", b"gh"]
+        );
         out.consume(5);
         assert!(out.is_empty(), "a drained queue frees its box");
     }

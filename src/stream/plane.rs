@@ -150,6 +150,24 @@ impl Plane {
         unsafe { self.write_iov(token, fd, iov) }
     }
 
+    /// Starts writing `sealed` (a TLS connection's sealed records); the result arrives
+    /// as a [`Completion`] for `token`.
+    ///
+    /// The kernel reads the bytes until that completion is collected. That holds because
+    /// a TLS session keeps its sealed bytes until the completion of their write
+    /// (`Writes::on_write` alone advances them), and the session is dropped only with
+    /// its connection's entry, which `Worker::release` refuses to free while a write is
+    /// in flight.
+    pub fn send(&mut self, token: Token, fd: RawFd, sealed: &bytes::Bytes) {
+        let one = [libc::iovec {
+            iov_base: sealed.as_ptr() as *mut libc::c_void,
+            iov_len: sealed.len(),
+        }];
+        // SAFETY: the bytes stay valid until the completion, as argued above; the single
+        // iovec is copied into the submission itself (ring) or used at once (epoll).
+        unsafe { self.write_iov(token, fd, &one) }
+    }
+
     /// # Safety
     /// The memory each iovec points to, and the iovec array itself, must stay valid and
     /// unmoved until this write's completion has been collected.

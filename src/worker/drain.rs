@@ -19,7 +19,9 @@ impl Worker {
     /// Ends the next batch of streams, so that all are gone by the end of the period.
     pub(super) fn advance_drain(&mut self) {
         if self.drain.is_none() {
-            sys::shutdown(self.listener_fd, sys::Shut::Read);
+            for &fd in &self.listener_fds {
+                sys::shutdown(fd, sys::Shut::Read);
+            }
             let queue: Vec<u32> = self.keys_in(Phase::Stream).collect();
             let total = queue.len();
             self.drain = Some(Drain {

@@ -68,8 +68,8 @@ pub struct Worker {
     /// When housekeeping last ran, and whether any turn ran since.
     housekept: Instant,
     busy: bool,
-    /// The listener's descriptor, shut down to stop accepting when draining.
-    listener_fd: RawFd,
+    /// The listeners' descriptors, shut down to stop accepting when draining.
+    listener_fds: Vec<RawFd>,
     /// Subscription events and users, with `--subscription-events`.
     presence: Option<presence::Presence>,
     /// Keep-alive connections waiting for their next request (see `stream::readers`).
@@ -77,13 +77,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Worker `index`, writing through `plane`, accepting on `listener_fd`, asked for
+    /// Worker `index`, writing through `plane`, accepting on `listener_fds`, asked for
     /// turns through `kick` (from its [`Events`]).
     pub fn new(
         index: usize,
         shared: Arc<Shared>,
         plane: Plane,
-        listener_fd: RawFd,
+        listener_fds: Vec<RawFd>,
         kick: Rc<Kick>,
     ) -> Worker {
         let timers = Timers::new(shared.config.tick);
@@ -107,7 +107,7 @@ impl Worker {
             kick,
             housekept: Instant::now(),
             busy: false,
-            listener_fd,
+            listener_fds,
             presence: cfg.subscription_events.then(presence::Presence::default),
             readers: Rc::default(),
             shared,

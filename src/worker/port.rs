@@ -15,6 +15,7 @@ use crate::conn::{flags, CloseReason};
 use crate::metrics::WorkerStats;
 use crate::shared::Shared;
 use crate::stream::readers::{Readers, Reading};
+use crate::tls::session::Session;
 
 use super::Worker;
 
@@ -80,14 +81,20 @@ impl Port {
     }
 
     /// Hands the connection, whose descriptor is `fd`, to the data plane as a
-    /// subscriber. `Some` when part of the replay must come from the cluster.
-    pub fn subscribe(&self, fd: RawFd, request: &Subscribe) -> Option<RemoteResume> {
+    /// subscriber, with its TLS session if it has one. `Some` when part of the replay
+    /// must come from the cluster.
+    pub fn subscribe(
+        &self,
+        fd: RawFd,
+        request: &Subscribe,
+        tls: Option<Box<Session>>,
+    ) -> Option<RemoteResume> {
         let mut w = self.worker.borrow_mut();
         debug_assert_eq!(
             fd, w.conns[self.key as usize].fd,
             "slab entry and stream disagree"
         );
-        w.subscribe(self.key, request)
+        w.subscribe(self.key, request, tls)
     }
 
     /// Delivers what the cluster fetched for a subscriber's resume.

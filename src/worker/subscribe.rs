@@ -9,12 +9,22 @@ use crate::broadcast::sequencer::Replay;
 use crate::cluster::Fetched;
 use crate::conn::subscribe::{fetched_frames, first_frames, RemoteResume, Subscribe};
 use crate::conn::{flags, Phase};
+use crate::tls::session::Session;
 
 impl Worker {
     /// Subscribes connection `key`. In cluster mode a resume that reaches back past local
     /// history returns what to fetch; until it is served ([`Worker::resume_from_cluster`])
     /// the connection collects live events but writes nothing.
-    pub(super) fn subscribe(&mut self, key: u32, request: &Subscribe) -> Option<RemoteResume> {
+    pub(super) fn subscribe(
+        &mut self,
+        key: u32,
+        request: &Subscribe,
+        tls: Option<Box<Session>>,
+    ) -> Option<RemoteResume> {
+        if let Some(session) = tls {
+            self.writes
+                .adopt(&mut self.conns[key as usize], key, session);
+        }
         let topics: Vec<&str> = request.topics.iter().map(String::as_str).collect();
         let sequencer = &self.shared.sequencer;
         // Topics new to this worker start being handed to it before the stream's start

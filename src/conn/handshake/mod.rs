@@ -25,6 +25,9 @@ use crate::http::parse;
 use crate::http::response::{self, Response};
 use crate::shared::Shared;
 use crate::sys;
+use crate::tls::handshake::{self as tls_handshake, Failed};
+use crate::tls::record::MAX_RECORD;
+use crate::tls::session::Session;
 use crate::worker::Port;
 
 mod publish;
@@ -37,6 +40,17 @@ const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 64 << 10;
 /// How often a publish held back by a lagging fan-out looks again.
 const CAPACITY_POLL: Duration = Duration::from_millis(1);
+
+/// How a read reports a TLS record that does not open (or another TLS protocol error).
+const TLS_ERROR: std::io::ErrorKind = std::io::ErrorKind::InvalidData;
+
+/// Why a connection whose read failed is closed.
+fn read_failed(e: &std::io::Error) -> CloseReason {
+    match e.kind() {
+        TLS_ERROR => CloseReason::Tls,
+        _ => CloseReason::Peer,
+    }
+}
 
 /// How a connection's task ends.
 enum End {
@@ -62,26 +76,75 @@ struct Http {
     served: u32,
     /// Its last publish went to a heavy topic (a wide fan-out's own publisher).
     heavy: bool,
+    /// On the TLS listener: the connection's keys, once its handshake is done. `buf`
+    /// then holds what its records carried.
+    tls: Option<Box<Session>>,
+    /// On the TLS listener: bytes of records not yet opened.
+    raw: Vec<u8>,
 }
 
-/// Serves an accepted connection registered on its worker as `port`.
-pub async fn serve(port: Port, stream: TcpStream, peer: SocketAddr) {
+/// Serves an accepted connection registered on its worker as `port`; on the TLS
+/// listener (`tls`), after its handshake.
+pub async fn serve(port: Port, stream: TcpStream, peer: SocketAddr, tls: bool) {
     let shared = port.shared().clone();
     let mut http = Http {
         stream,
-        buf: Vec::with_capacity(INITIAL_BUF),
+        buf: Vec::new(),
         port,
         shared,
         peer,
         served: 0,
         cors: None,
         heavy: false,
+        tls: None,
+        raw: Vec::new(),
     };
+    if tls {
+        if let Err(end) = http.handshake().await {
+            return http.end(end).await;
+        }
+    }
+    http.buf.reserve(INITIAL_BUF);
     let end = http.requests().await;
     http.end(end).await;
 }
 
 impl Http {
+    /// The TLS handshake, within the handshake timeout.
+    async fn handshake(&mut self) -> Result<(), End> {
+        let Some(acceptor) = self.shared.tls.clone() else {
+            return Err(End::Quiet(CloseReason::Error));
+        };
+        self.port.deadline(self.shared.config.handshake_timeout);
+        match tls_handshake::accept(&mut self.stream, acceptor.config()).await {
+            Ok(done) => {
+                self.port.stats().tls_handshakes.add(1);
+                self.tls = Some(done.session);
+                self.buf = done.data;
+                self.raw = done.raw;
+                Ok(())
+            }
+            Err(Failed::Closed) if self.timed_out() => {
+                Err(End::Quiet(CloseReason::HandshakeTimeout))
+            }
+            Err(Failed::Closed) => Err(End::Quiet(CloseReason::Peer)),
+            Err(Failed::Plaintext) => {
+                let status = 400;
+                let why = "this port speaks TLS: use https://";
+                log::debug!(peer:% = self.peer; "plaintext request on the TLS port");
+                let bytes = response::refusal(status).body(
+                    "text/plain; charset=utf-8",
+                    response::refusal_text(status, why).as_bytes(),
+                );
+                Err(End::Answer(bytes, CloseReason::Plaintext))
+            }
+            Err(Failed::Refused(e)) => {
+                log::debug!(peer:% = self.peer, error:% = e; "TLS handshake refused");
+                Err(End::Quiet(CloseReason::Tls))
+            }
+        }
+    }
+
     /// Answers requests until one ends the connection.
     async fn requests(&mut self) -> End {
         loop {
@@ -167,7 +230,8 @@ impl Http {
     /// Writes an answer. It goes out at once with a plain nonblocking send: through the
     /// runtime's ring it would wait until the worker parks, which after a publish is after
     /// this worker's whole fan-out of it (tens of milliseconds at 10,000 subscribers).
-    async fn answer(&mut self, mut bytes: Vec<u8>) -> std::io::Result<()> {
+    async fn answer(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        let mut bytes = self.sealed(bytes)?;
         let sent = sys::send_now(self.stream.as_raw_fd(), &bytes);
         if sent == bytes.len() {
             return Ok(());
@@ -175,6 +239,25 @@ impl Http {
         // The client is not taking it all now: bound the wait by the write timeout.
         self.port.answering();
         bytes.drain(..sent);
+        self.stream.write_all(bytes).await.0.map(drop)
+    }
+
+    /// `bytes` as this connection sends them: sealed into records on TLS.
+    fn sealed(&mut self, bytes: Vec<u8>) -> std::io::Result<Vec<u8>> {
+        let Some(session) = &mut self.tls else {
+            return Ok(bytes);
+        };
+        let mut records = Vec::new();
+        session
+            .seal(&bytes, &mut records)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        Ok(records)
+    }
+
+    /// Writes `bytes` (sealed on TLS), waiting as long as it takes: an interim answer
+    /// within a request's own deadline.
+    async fn send_all(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        let bytes = self.sealed(bytes)?;
         self.stream.write_all(bytes).await.0.map(drop)
     }
 
@@ -220,17 +303,54 @@ impl Http {
                 }
                 Ok(0) => return Err(End::Quiet(CloseReason::Peer)),
                 Ok(_) => {}
-                Err(_) => return Err(End::Quiet(CloseReason::Peer)),
+                Err(e) => return Err(End::Quiet(read_failed(&e))),
             }
         }
     }
 
-    /// Reads more bytes into the buffer, growing it up to `limit`.
+    /// Reads more bytes into the buffer, growing it up to `limit`; on TLS, reads records
+    /// until one carries data. 0 is the end of the stream (on TLS also a close_notify).
     async fn fill(&mut self, limit: usize) -> std::io::Result<usize> {
-        let len = self.buf.len();
-        if len == self.buf.capacity() {
-            let target = (self.buf.capacity() * 2).clamp(INITIAL_BUF, limit.max(len + 1));
-            self.buf.reserve_exact(target - len);
+        // A kept-alive connection waiting for its next request.
+        let waiting = self.buf.is_empty() && self.raw.is_empty() && self.served > 0;
+        if self.tls.is_none() {
+            let buf = std::mem::take(&mut self.buf);
+            let (res, buf) = self.read_into(buf, limit, waiting).await;
+            self.buf = buf;
+            return res;
+        }
+        loop {
+            let session = self.tls.as_mut().expect("checked above");
+            let before = self.buf.len();
+            let heard = session
+                .receive(&mut self.raw, &mut self.buf)
+                .map_err(|e| std::io::Error::new(TLS_ERROR, format!("TLS: {e:?}")))?;
+            if heard.closed {
+                return Ok(0);
+            }
+            if self.buf.len() > before {
+                return Ok(self.buf.len() - before);
+            }
+            let raw = std::mem::take(&mut self.raw);
+            let (res, raw) = self.read_into(raw, 2 * MAX_RECORD, waiting).await;
+            self.raw = raw;
+            if res? == 0 {
+                return Ok(0);
+            }
+        }
+    }
+
+    /// Reads more bytes into `buf`, growing it up to `limit`.
+    async fn read_into(
+        &mut self,
+        mut buf: Vec<u8>,
+        limit: usize,
+        waiting: bool,
+    ) -> (std::io::Result<usize>, Vec<u8>) {
+        let len = buf.len();
+        if len == buf.capacity() {
+            let target = (buf.capacity() * 2).clamp(INITIAL_BUF, limit.max(len + 1));
+            buf.reserve_exact(target - len);
         }
         // A kept-alive connection waiting for its next request is listed while its
         // worker's flushes are long, and waits for readiness first: a pending read
@@ -239,21 +359,21 @@ impl Http {
         // publisher of the wide fan-out itself is not listed: answering it sooner
         // only deepens the queues that make the flushes long.
         let fd = self.stream.as_raw_fd();
-        let reading = match len == 0 && self.served > 0 && !self.heavy {
+        let reading = match waiting && !self.heavy {
             true => self.port.reading(fd),
             false => None,
         };
         if reading.is_some() {
-            self.stream.readable(false).await?;
+            if let Err(e) = self.stream.readable(false).await {
+                return (Err(e), buf);
+            }
             drop(reading);
-            if let Some(n) = sys::recv_now(fd, &mut self.buf) {
-                return Ok(n);
+            if let Some(n) = sys::recv_now(fd, &mut buf) {
+                return (Ok(n), buf);
             }
         }
-        let buf = std::mem::take(&mut self.buf);
         let (res, slice) = self.stream.read(buf.slice_mut(len..)).await;
-        self.buf = slice.into_inner();
-        res
+        (res, slice.into_inner())
     }
 
     fn timed_out(&self) -> bool {
@@ -306,7 +426,17 @@ impl Http {
         match end {
             End::Stream(sub) => {
                 self.port.stats().count_status(200);
-                let pending = self.port.subscribe(self.stream.into_raw_fd(), &sub);
+                // What the client sent after its request, not yet opened, goes with the
+                // keys (a subscriber may yet send an alert or a key update).
+                let mut raw = self.raw;
+                let tls = self.tls.map(|mut session| {
+                    if !raw.is_empty() {
+                        raw.shrink_to_fit();
+                        session.partial = raw;
+                    }
+                    session
+                });
+                let pending = self.port.subscribe(self.stream.into_raw_fd(), &sub, tls);
                 // Cluster mode, resuming from further back than this process's history:
                 // the shared stream serves it while the connection collects live events.
                 if let (Some(pending), Some(cluster)) = (pending, self.shared.cluster.clone()) {
@@ -330,6 +460,11 @@ impl Http {
 
     async fn answer_and_linger(mut self, bytes: Vec<u8>, reason: CloseReason) {
         if self.answer(bytes).await.is_ok() {
+            if let Some(session) = &mut self.tls {
+                let mut alert = Vec::new();
+                session.close_notify(&mut alert);
+                sys::send_now(self.stream.as_raw_fd(), &alert);
+            }
             sys::shutdown(self.stream.as_raw_fd(), sys::Shut::Write);
             self.port.deadline(LINGER);
             let mut discarded = 0;

@@ -2,8 +2,6 @@
 //! handshake timeout, check it, ask forward auth when it is on, wait while fan-out
 //! runs behind, and publish.
 
-use monoio::io::AsyncWriteRentExt;
-
 use super::{End, Http, CAPACITY_POLL, INITIAL_BUF};
 use crate::conn::forward;
 use crate::conn::publish::{self, Refusal, Target};
@@ -40,11 +38,8 @@ impl Http {
             }
         }
         if expect && self.buf.is_empty() && !matches!(framing, Framing::None) {
-            let (res, _) = self
-                .stream
-                .write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..])
-                .await;
-            if res.is_err() {
+            let interim = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+            if self.send_all(interim).await.is_err() {
                 return Err(End::Quiet(CloseReason::Peer));
             }
         }
@@ -175,7 +170,7 @@ impl Http {
             }
             // The client half-closed mid-body: it may still read why.
             Ok(0) => Err(self.refuse(400, "request body ended early".into())),
-            Err(_) => Err(End::Quiet(CloseReason::Peer)),
+            Err(e) => Err(End::Quiet(super::read_failed(&e))),
             Ok(_) => Ok(()),
         }
     }
