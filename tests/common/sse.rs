@@ -19,8 +19,9 @@ pub struct Event {
     pub id: String,
 }
 
-pub struct Sse {
-    pub stream: TcpStream,
+/// Over a plain socket, or any other byte stream (a TLS client's, in tests/tls.rs).
+pub struct Sse<S = TcpStream> {
+    pub stream: S,
     /// Every byte received so far, head included, chunk framing and all.
     pub raw: Vec<u8>,
     /// Where the body starts in `raw`.
@@ -42,6 +43,9 @@ pub struct Sse {
     /// Comment lines seen (heartbeats).
     pub comments: usize,
     pub closed: bool,
+    /// How the stream ended, when a read failed (over TLS, an end without close_notify
+    /// is `UnexpectedEof`).
+    pub error: Option<std::io::ErrorKind>,
 }
 
 impl Sse {
@@ -55,6 +59,14 @@ impl Sse {
         stream
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
+        Sse::over(stream, query, headers)
+    }
+}
+
+impl<S: Read + Write> Sse<S> {
+    /// Sends the request over `stream`, whose reads must time out (shortly) rather
+    /// than block.
+    pub fn over(stream: S, query: &str, headers: &[(&str, &str)]) -> Sse<S> {
         let mut req =
             format!("GET /events?{query} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n");
         for (k, v) in headers {
@@ -76,8 +88,10 @@ impl Sse {
             retry: None,
             comments: 0,
             closed: false,
+            error: None,
         };
         sse.stream.write_all(req.as_bytes()).unwrap();
+        sse.stream.flush().unwrap();
         sse
     }
 
@@ -189,8 +203,9 @@ impl Sse {
             {
                 true
             }
-            Err(_) => {
+            Err(e) => {
                 self.closed = true;
+                self.error = Some(e.kind());
                 false
             }
         }

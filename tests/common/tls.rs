@@ -1,0 +1,180 @@
+//! A test CA and server certificate made on the spot (rcgen), written to files the
+//! server reads, and a rustls client that trusts that CA.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// A CA, and a certificate for `localhost` and 127.0.0.1 that it signed, in a directory
+/// of their own (removed on drop).
+pub struct Pki {
+    pub dir: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA certificate, PEM (for clients given a CA file).
+    pub ca: PathBuf,
+    issuer: Issuer<'static, KeyPair>,
+    roots: Arc<RootCertStore>,
+}
+
+impl Pki {
+    pub fn new(name: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("ringcast-tls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "ringcast test CA");
+        let ca_cert = params.self_signed(&ca_key).expect("CA certificate");
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(ca_cert.der().clone())
+            .expect("CA in the root store");
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, ca_cert.pem()).expect("write CA");
+        let pki = Pki {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            dir,
+            ca,
+            issuer: Issuer::new(params, ca_key),
+            roots: Arc::new(roots),
+        };
+        pki.issue();
+        pki
+    }
+
+    /// Issues a new server certificate (and key) into the files; returns its DER.
+    pub fn issue(&self) -> CertificateDer<'static> {
+        let key = KeyPair::generate().expect("server key");
+        let params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("server params");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("server certificate");
+        std::fs::write(&self.cert, cert.pem()).expect("write certificate");
+        std::fs::write(&self.key, key.serialize_pem()).expect("write key");
+        cert.der().clone()
+    }
+
+    /// `--tls-cert FILE --tls-key FILE`.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            self.cert.display().to_string(),
+            "--tls-key".into(),
+            self.key.display().to_string(),
+        ]
+    }
+
+    /// A client that trusts this CA, with the default suites and versions.
+    pub fn client(&self) -> Arc<ClientConfig> {
+        self.client_with(
+            rustls::crypto::aws_lc_rs::default_provider(),
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+        )
+    }
+
+    pub fn client_with(
+        &self,
+        provider: rustls::crypto::CryptoProvider,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<ClientConfig> {
+        let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
+            .expect("versions")
+            .with_root_certificates(self.roots.clone())
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+
+    /// Connects to `addr` and finishes the handshake; reads time out after 50 ms.
+    pub fn connect(&self, addr: SocketAddr, config: &Arc<ClientConfig>) -> TlsStream {
+        let sock = TcpStream::connect(addr).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let conn = ClientConnection::new(config.clone(), name).expect("client connection");
+        let mut stream = StreamOwned::new(conn, sock);
+        let deadline = std::time::Instant::now() + super::PATIENCE;
+        while stream.conn.is_handshaking() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "handshake not done in time"
+            );
+            match stream.conn.complete_io(&mut stream.sock) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("handshake failed: {e}"),
+            }
+        }
+        stream.flush().unwrap();
+        stream
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One request over a TLS stream, answered with `Content-Length`: the status and body.
+pub fn exchange(stream: &mut TlsStream, request: &[u8]) -> (u16, String) {
+    use std::io::Read;
+    stream.write_all(request).unwrap();
+    stream.flush().unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + super::PATIENCE;
+    loop {
+        if let Some(end) = super::find(&got, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_string();
+            let len: usize = super::header(&head, "content-length")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                let body = String::from_utf8_lossy(&got[end + 4..end + 4 + len]).to_string();
+                return (super::status_of(&head), body);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        let mut buf = [0u8; 4096];
+        match stream.read(&mut buf) {
+            Ok(0) => panic!(
+                "closed before the answer: {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+}
+
+/// `POST /publish?<query>` on a kept-alive TLS connection.
+pub fn publish(stream: &mut TlsStream, query: &str, body: &str) -> (u16, String) {
+    let request = format!(
+        "POST /publish?{query} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    exchange(stream, request.as_bytes())
+}
