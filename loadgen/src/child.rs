@@ -11,6 +11,7 @@ use crate::control::{Control, Progress};
 use crate::protocol::{ChildPlan, FromChild, ShardResult, Snapshot, ToChild};
 use crate::stats::Hists;
 use crate::sys;
+use crate::tls::Connector;
 use crate::worker::{self, Share, ThreadResult};
 
 /// How often the main thread looks at its threads.
@@ -37,10 +38,15 @@ pub fn run() -> i32 {
             cp.count
         ));
     }
+    // One TLS client config for the process, shared by its threads.
+    let tls = match Connector::for_endpoint(&cp.plan, &cp.plan.subscribe) {
+        Ok(tls) => tls,
+        Err(e) => return fail(&e),
+    };
     let cpu_start = sys::own_cpu_seconds();
     let ctl = Arc::new(Control::new(cp.deadline_ns));
     let threads = cp.plan.threads.min(cp.count).max(1);
-    let (progress, handles) = start_threads(&cp, &ctl, threads);
+    let (progress, handles) = start_threads(&cp, &ctl, threads, &tls);
     let rss_start = baseline_rss(&progress);
     ctl.allow_connects();
     let cpu_at_start = follow_commands(ctl.clone(), cpu_start);
@@ -95,6 +101,7 @@ fn start_threads(
     cp: &ChildPlan,
     ctl: &Arc<Control>,
     threads: u32,
+    tls: &Option<Connector>,
 ) -> (Vec<Arc<Progress>>, Handles) {
     let plan = Arc::new(cp.plan.clone());
     let mut progress = Vec::new();
@@ -111,10 +118,10 @@ fn start_threads(
         first += count;
         let p = Arc::new(Progress::default());
         progress.push(p.clone());
-        let (plan, ctl) = (plan.clone(), ctl.clone());
+        let (plan, ctl, tls) = (plan.clone(), ctl.clone(), tls.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("loadgen-{t}"))
-            .spawn(move || worker::run_thread(plan, ctl, p, share));
+            .spawn(move || worker::run_thread(plan, ctl, p, share, tls));
         match spawned {
             Ok(h) => handles.push(h),
             Err(e) => send(&FromChild::Error(format!("cannot start thread {t}: {e}"))),
@@ -200,6 +207,7 @@ fn merge(results: Vec<ThreadResult>, threads: u32) -> ShardResult {
         r.connect_failures.merge(&t.connect_failures);
         r.reconnect_failures.merge(&t.reconnect_failures);
         hists.add(&t.hists);
+        r.tls = r.tls.or(t.tls);
         r.errors.extend(t.error);
     }
     r.hists = hists.dump();

@@ -69,6 +69,12 @@ pub struct Common {
     /// Extra subscribe request header, "Name: value" (repeatable).
     #[arg(long = "sub-header")]
     pub sub_headers: Vec<String>,
+    /// https: PEM file with the CA certificate(s) the server's certificate must chain to.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// https: accept any server certificate (handshake signatures are still checked).
+    #[arg(long)]
+    pub insecure: bool,
     /// Subscriber connections.
     #[arg(short = 'n', long, default_value_t = 1000)]
     pub connections: u32,
@@ -249,7 +255,12 @@ pub(crate) mod tests {
         ports: &["idle", "-n", "100000"] => "--src-ips";
         share: &["slow", "--slow-share", "1"] => "--slow-share";
         fraction: &["reconnect", "--reconnect-fraction", "0"] => "--reconnect-fraction";
-        https: &["idle", "--server", "https://x"] => "only http://";
+        ftp: &["idle", "--server", "ftp://x"] => "only http:// and https://";
+        https_needs_trust: &["idle", "--server", "https://127.0.0.1:1"] => "needs --ca FILE";
+        trust_needs_https: &["idle", "--insecure"] => "are for https://";
+        ca_and_insecure: &["idle", "--server", "https://127.0.0.1:1", "--ca", "x.pem", "--insecure"] => "cannot be used with";
+        ca_missing: &["idle", "--server", "https://127.0.0.1:1", "--ca", "/nonexistent/ca.pem"] => "--ca /nonexistent/ca.pem: cannot read it";
+        ca_mixed_templates: &["fanout", "--ca", "/nonexistent/ca.pem", "--pub-url", "https://127.0.0.1:1/p/{topic}"] => "--ca /nonexistent/ca.pem";
         probe_interval_unit: &["fanout", "--probe-interval", "5parsecs"] => "unknown unit";
         probe_interval_short: &["fanout", "--probe-interval", "1ms"] => "--probe-interval";
         probe_timeout_zero: &["idle", "--probe-interval", "1s", "--probe-timeout", "0s"] => "--probe-timeout";
@@ -327,6 +338,27 @@ pub(crate) mod tests {
         let generic = ["idle", "--target", "generic", "--sub-url", "/s/{topic}"];
         let p = plan_of(&[&generic[..], &["--probe-interval", "1s"]].concat()).probe;
         assert!(p.expect("probing").publish.is_none(), "no template known");
+    }
+
+    #[test]
+    fn tls_flags() {
+        assert!(!sample_plan().tls, "http by default");
+        let https = ["fanout", "--server", "https://127.0.0.1:8443", "--insecure"];
+        let plan = plan_of(&https);
+        assert!(plan.tls && plan.subscribe.tls);
+        assert_eq!(plan.tls_trust, Some(crate::plan::Trust::Insecure));
+        assert!(plan
+            .publish
+            .is_some_and(|p| p.endpoint.tls && p.endpoint.addr.port() == 8443));
+        // One https template is enough to need (and allow) a trust flag.
+        let mixed = [
+            "fanout",
+            "--insecure",
+            "--pub-url",
+            "https://127.0.0.1:8443/publish?topic={topic}",
+        ];
+        let plan = plan_of(&mixed);
+        assert!(plan.tls && !plan.subscribe.tls);
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //!                     └─► report (merge, checks) ──► table, --json
 //! ```
 //!
+//! Every socket, subscriber, publisher or probe, is a [`tls::Stream`]: plain TCP, or
+//! TCP under TLS for an `https://` endpoint.
+//!
 //! In the order a run passes through them:
 //! - [`cli`]: flags, presets, validation; builds the [`plan::Plan`] ([`units`] parses values).
 //! - [`plan`]: every parameter of a run, request templates.
@@ -25,6 +28,8 @@
 //! - [`control`]: phase and progress shared between a worker's threads.
 //! - [`worker`]: one runtime thread: connector and control task.
 //! - [`subscriber`]: connect, stream, per-subscriber bookkeeping.
+//! - [`tls`]: `https://`: the client config (`--ca`, `--insecure`) and the stream every
+//!   connection kind holds, plain or under TLS.
 //! - [`response`], [`sse`], [`payload`]: parsing what the server sends.
 //! - [`publisher`]: the event source: single or NDJSON batch requests, pipelined per
 //!   connection, each answer matched to its request in order.
@@ -54,6 +59,7 @@ pub mod stats;
 pub mod subscriber;
 pub mod sys;
 pub mod table;
+pub mod tls;
 pub mod units;
 pub mod worker;
 

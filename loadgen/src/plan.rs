@@ -3,6 +3,7 @@
 //! Library code reads nothing else (no environment, no flags).
 
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -99,19 +100,27 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     pub host: String,
     pub path: Template,
+    /// `https://`: every connection to it speaks TLS (see `tls`).
+    pub tls: bool,
 }
 
 impl Endpoint {
-    /// Parses `http://host[:port]/path` (or a path alone, resolved against `base`).
+    /// Parses `http[s]://host[:port]/path` (or a path alone, resolved against `base`).
     pub fn parse(url: &str, base: &str) -> Result<Endpoint, String> {
         let full = if url.starts_with('/') {
             format!("{}{url}", base.trim_end_matches('/'))
         } else {
             url.to_owned()
         };
-        let rest = full
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{full:?}: only http:// URLs are supported"))?;
+        let (tls, rest, default_port) = if let Some(rest) = full.strip_prefix("https://") {
+            (true, rest, 443)
+        } else if let Some(rest) = full.strip_prefix("http://") {
+            (false, rest, 80)
+        } else {
+            return Err(format!(
+                "{full:?}: only http:// and https:// URLs are supported"
+            ));
+        };
         let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
         if authority.is_empty() {
             return Err(format!("{full:?}: no host"));
@@ -119,7 +128,7 @@ impl Endpoint {
         let with_port = if authority.contains(':') {
             authority.to_owned()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{default_port}")
         };
         let addr = with_port
             .to_socket_addrs()
@@ -130,8 +139,30 @@ impl Endpoint {
             addr,
             host: authority.to_owned(),
             path: Template::parse(path),
+            tls,
         })
     }
+
+    /// The host without its port: the name a TLS server's certificate is checked
+    /// against (and sent as SNI when it is a DNS name).
+    pub fn host_name(&self) -> &str {
+        let h = self.host.as_str();
+        let h = match h.rfind(':') {
+            Some(i) if !h[i..].contains(']') => &h[..i],
+            _ => h,
+        };
+        h.trim_start_matches('[').trim_end_matches(']')
+    }
+}
+
+/// What https connections trust (`--ca` or `--insecure`; loadgen ships no root store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trust {
+    /// The CA certificates of this PEM file: a server's certificate must chain to one.
+    Ca(PathBuf),
+    /// Any certificate; the handshake's signatures are still checked.
+    Insecure,
 }
 
 /// The publishing side of fanout, reconnect and slow.
@@ -223,6 +254,10 @@ pub struct Plan {
     pub reconnect: Option<Reconnect>,
     pub slow: Option<Slow>,
     pub probe: Option<Probe>,
+    /// Whether any endpoint is https (subscribe, publish, or the probes' publish).
+    pub tls: bool,
+    /// What https connections trust; `None` when nothing speaks TLS.
+    pub tls_trust: Option<Trust>,
 }
 
 impl Plan {
@@ -279,9 +314,19 @@ mod tests {
             (e.addr.port(), e.path.0.clone()),
             (80, vec![Piece::Lit("/".into())])
         );
-        assert!(Endpoint::parse("https://x/", "")
+        assert!(Endpoint::parse("ftp://x/", "")
             .unwrap_err()
-            .contains("only http://"));
+            .contains("only http:// and https://"));
+        let e = Endpoint::parse("/events", "https://127.0.0.1").unwrap();
+        assert_eq!(
+            (e.tls, e.addr.port(), e.host_name()),
+            (true, 443, "127.0.0.1")
+        );
+        let e = Endpoint::parse("https://localhost:8443/p", "").unwrap();
+        assert_eq!(
+            (e.tls, e.host.as_str(), e.host_name()),
+            (true, "localhost:8443", "localhost")
+        );
         assert!(Endpoint::parse("http:///x", "")
             .unwrap_err()
             .contains("no host"));

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
 use crate::stats::{Counters, Failures, HistDumps};
+use crate::tls::Negotiated;
 
 /// First line to a worker: the run's plan and the worker's slice of it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,5 +78,7 @@ pub struct ShardResult {
     pub threads: u32,
     /// io_uring, or epoll when io_uring is unavailable.
     pub io_driver: String,
+    /// The first TLS session of the worker's threads (https only).
+    pub tls: Option<Negotiated>,
     pub errors: Vec<String>,
 }

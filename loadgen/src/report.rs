@@ -10,6 +10,7 @@ use crate::probe::summary::ProbeFigures;
 use crate::procfs::Environment;
 use crate::run::Measured;
 use crate::stats::{Counters, Failures, Hists};
+use crate::tls::Negotiated;
 
 /// Version of the JSON layout; bumped when a field changes meaning.
 pub const SCHEMA: &str = "ringcast-loadgen/1";
@@ -74,6 +75,8 @@ pub struct Connections {
     pub worker_processes: usize,
     pub threads_per_process: u32,
     pub source_addresses: usize,
+    /// What the first subscriber's TLS handshake settled on (null for plain http).
+    pub tls: Option<Negotiated>,
 }
 
 #[derive(Debug, Serialize)]
@@ -175,6 +178,7 @@ pub fn build(plan: Plan, env: Environment, m: Measured) -> Report {
     let (mut lg_cpu, mut lg_cpu_run, mut rss_start, mut rss_ready, mut driver) =
         (m.own_cpu_s, m.own_cpu_run_s, 0, 0, String::new());
     let mut errors = m.errors.clone();
+    let tls = m.shards.iter().flatten().find_map(|r| r.tls.clone());
     for r in m.shards.iter().flatten() {
         c.merge(&r.counters);
         fails.merge(&r.connect_failures);
@@ -222,6 +226,7 @@ pub fn build(plan: Plan, env: Environment, m: Measured) -> Report {
                 .max()
                 .unwrap_or(0),
             source_addresses: plan.src_ips.len().max(1),
+            tls,
         },
         publish: m
             .publish

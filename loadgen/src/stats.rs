@@ -42,8 +42,11 @@ impl Failures {
     }
 }
 
-/// The failure kind of an I/O error.
+/// The failure kind of an I/O error; a TLS failure is `tls: <rustls's error>`.
 pub fn io_kind(e: &io::Error) -> String {
+    if let Some(tls) = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        return format!("tls: {tls}");
+    }
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => "refused".into(),
         Some(libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED) => "reset".into(),
@@ -51,6 +54,8 @@ pub fn io_kind(e: &io::Error) -> String {
         Some(libc::EADDRNOTAVAIL) => "no_source_port".into(),
         Some(libc::EMFILE | libc::ENFILE) => "fd_limit".into(),
         _ if e.kind() == io::ErrorKind::TimedOut => "timeout".into(),
+        // Only TLS raises it: the server closed during the handshake.
+        _ if e.kind() == io::ErrorKind::UnexpectedEof => "closed".into(),
         _ => format!("os: {e}"),
     }
 }
@@ -239,5 +244,14 @@ mod tests {
         assert_eq!(f.0.get("reset"), Some(&1));
         assert_eq!(f.0.get("http_503"), Some(&2));
         assert_eq!(f.total(), 5);
+    }
+
+    #[test]
+    fn tls_failure_kinds() {
+        let bad_cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let e = io::Error::new(io::ErrorKind::InvalidData, bad_cert);
+        assert_eq!(io_kind(&e), "tls: invalid peer certificate: UnknownIssuer");
+        let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "closed during the handshake");
+        assert_eq!(io_kind(&eof), "closed");
     }
 }

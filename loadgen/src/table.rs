@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::hist::Summary;
+use crate::plan::Trust;
 use crate::probe::summary::KindFigures;
 use crate::report::Report;
 
@@ -23,6 +24,25 @@ fn probe(f: &KindFigures) -> String {
         "p50 {} | p99 {} | max {} ms  (n={}, {} failed {:?}, status {:?}{skipped})",
         f.p50_ms, f.p99_ms, f.max_ms, f.n, f.failures, f.failure_kinds.0, f.statuses
     )
+}
+
+/// The first TLS session and what the run trusted.
+fn tls(r: &Report) -> String {
+    let trust = match &r.params.tls_trust {
+        Some(Trust::Ca(path)) => format!("--ca {}", path.display()),
+        Some(Trust::Insecure) => "--insecure".to_owned(),
+        None => "-".to_owned(),
+    };
+    match &r.connections.tls {
+        Some(n) => format!(
+            "{} {} {}, ALPN {} (first connection; handshake in connect latency; trust {trust})",
+            n.version,
+            n.cipher_suite,
+            n.key_exchange,
+            n.alpn.as_deref().unwrap_or("none")
+        ),
+        None => format!("no handshake completed (trust {trust})"),
+    }
 }
 
 fn opt(x: Option<f64>, unit: &str) -> String {
@@ -53,6 +73,9 @@ pub fn render(r: &Report) -> String {
         ),
     );
     row("connect latency", lat(&c.connect_us));
+    if r.params.tls {
+        row("tls", tls(r));
+    }
     row("dropped by server", c.dropped_by_server.to_string());
     if c.late_joiners > 0 {
         row(
@@ -190,8 +213,13 @@ pub fn render(r: &Report) -> String {
         ),
     );
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let scheme = if r.params.subscribe.tls {
+        "https"
+    } else {
+        "http"
+    };
     let mut out = format!(
-        "loadgen {} against {} ({}), {} s\n",
+        "loadgen {} against {scheme}://{} ({}), {} s\n",
         r.scenario, r.params.subscribe.host, r.params.target, r.timing.total_s
     );
     for (k, v) in &rows {

@@ -14,6 +14,7 @@ use crate::plan::Plan;
 use crate::stats::{Counters, Failures, Hists};
 use crate::subscriber::{self, track};
 use crate::sys::{self, mono_ns};
+use crate::tls::{Connector, Negotiated, Stream};
 use track::{EndRequest, Life, Sub};
 
 /// Control task period: coarse on purpose, it only follows phases and progress.
@@ -53,6 +54,10 @@ pub struct Worker {
     pub stopping: Cell<bool>,
     /// Send time from which latency goes to the slow-phase histogram.
     pub slow_phase_ns: Cell<u64>,
+    /// The subscribe endpoint's TLS connector; `None` for plain http.
+    pub tls: Option<Connector>,
+    /// What the thread's first TLS handshake settled on, for the report.
+    pub tls_seen: RefCell<Option<Negotiated>>,
 }
 
 /// What a thread hands back when done.
@@ -61,6 +66,8 @@ pub struct ThreadResult {
     pub hists: Hists,
     pub connect_failures: Failures,
     pub reconnect_failures: Failures,
+    /// The thread's first TLS session (https only).
+    pub tls: Option<Negotiated>,
     pub error: Option<String>,
 }
 
@@ -78,6 +85,7 @@ pub fn run_thread(
     ctl: Arc<Control>,
     progress: Arc<Progress>,
     share: Share,
+    tls: Option<Connector>,
 ) -> ThreadResult {
     let built = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .with_entries(RING_ENTRIES)
@@ -91,7 +99,7 @@ pub fn run_thread(
         }
     };
     rt.block_on(async move {
-        let w = Rc::new(Worker::new(plan, ctl, progress, &share));
+        let w = Rc::new(Worker::new(plan, ctl, progress, &share, tls));
         w.progress.started.store(true, Relaxed);
         monoio::spawn(connector(w.clone()));
         control(&w).await;
@@ -106,13 +114,20 @@ impl ThreadResult {
             hists: Hists::default(),
             connect_failures: Failures::default(),
             reconnect_failures: Failures::default(),
+            tls: None,
             error: Some(error),
         }
     }
 }
 
 impl Worker {
-    fn new(plan: Arc<Plan>, ctl: Arc<Control>, progress: Arc<Progress>, share: &Share) -> Worker {
+    fn new(
+        plan: Arc<Plan>,
+        ctl: Arc<Control>,
+        progress: Arc<Progress>,
+        share: &Share,
+        tls: Option<Connector>,
+    ) -> Worker {
         let subs = (share.first..share.first + share.count)
             .map(|g| Sub::new(plan.topic_of(g), plan.is_slow(g)))
             .collect();
@@ -133,6 +148,17 @@ impl Worker {
             tasks: Cell::new(0),
             stopping: Cell::new(false),
             slow_phase_ns: Cell::new(u64::MAX),
+            tls,
+            tls_seen: RefCell::new(None),
+        }
+    }
+
+    /// Keeps the settings of the thread's first TLS session.
+    pub fn note_tls(&self, stream: &Stream) {
+        let Stream::Tls(t) = stream else { return };
+        let mut seen = self.tls_seen.borrow_mut();
+        if seen.is_none() {
+            *seen = Some(t.negotiated());
         }
     }
 
@@ -152,6 +178,7 @@ impl Worker {
             hists: self.hists.borrow().clone(),
             connect_failures: self.connect_failures.borrow().clone(),
             reconnect_failures: self.reconnect_failures.borrow().clone(),
+            tls: self.tls_seen.borrow().clone(),
             error: None,
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, FromArgMatches};
 
 use super::{Command, Common, Output, PublishArgs, Target};
-use crate::plan::{Endpoint, Plan, Publish, Reconnect, Scenario, Slow, Template};
+use crate::plan::{Endpoint, Plan, Publish, Reconnect, Scenario, Slow, Template, Trust};
 
 /// Resolves a scenario's arguments into a plan, or says what is wrong.
 pub fn resolve(cmd: Command) -> Result<(Plan, Output), String> {
@@ -107,6 +107,12 @@ fn resolve_common(
         (None, None) => None,
     };
     let probe = c.probe.resolve(&topic_prefix, probe_publish)?;
+    let tls = subscribe.tls
+        || publish
+            .iter()
+            .chain(probe.iter().flat_map(|p| &p.publish))
+            .any(|p| p.endpoint.tls);
+    let tls_trust = resolve_trust(&c, tls)?;
     let src_ips = c.src_ips.map(|s| s.0).unwrap_or_default();
     check_port_budget(c.connections, src_ips.len())?;
     let threads = c
@@ -121,7 +127,7 @@ fn resolve_common(
         deadline > c.duration,
         "--deadline must be longer than --duration",
     )?;
-    Ok(Plan {
+    let plan = Plan {
         scenario,
         target: format!("{:?}", c.target).to_lowercase(),
         subscribe,
@@ -143,7 +149,29 @@ fn resolve_common(
         reconnect,
         slow,
         probe,
-    })
+        tls,
+        tls_trust,
+    };
+    crate::tls::check(&plan)?;
+    Ok(plan)
+}
+
+/// `--ca` or `--insecure`: one of them with https, neither without (a trust flag on a
+/// plain run is most likely a URL that lost its `s`).
+fn resolve_trust(c: &Common, tls: bool) -> Result<Option<Trust>, String> {
+    let trust = match (&c.ca, c.insecure) {
+        (Some(path), _) => Some(Trust::Ca(path.clone())),
+        (None, true) => Some(Trust::Insecure),
+        (None, false) => None,
+    };
+    match (tls, trust) {
+        (true, None) => Err(crate::tls::NEED_TRUST.to_owned()),
+        (false, Some(_)) => Err(
+            "--ca and --insecure are for https:// URLs; --server and every template here are http://"
+                .to_owned(),
+        ),
+        (_, trust) => Ok(trust),
+    }
 }
 
 /// The target's publish preset with the publish flags' defaults, for the probes of a

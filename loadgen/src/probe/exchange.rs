@@ -1,17 +1,17 @@
-//! One probe: a new connection, one request, and the answer its kind waits for — a
-//! complete response (health, publish) or a response head (subscribe) — all within the
-//! probe timeout, timed from the start of the connect.
+//! One probe: a new connection (with its TLS handshake, for https), one request, and
+//! the answer its kind waits for — a complete response (health, publish) or a response
+//! head (subscribe) — all within the probe timeout, timed from the start of the connect.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use crate::plan::{Plan, Probe};
 use crate::response::{self, Body};
 use crate::stats::io_kind;
 use crate::sys::mono_ns;
+use crate::tls::{Connector, Stream};
 use crate::{publisher, subscriber, Status};
 
 use super::summary::Sample;
@@ -29,13 +29,16 @@ const READ_BYTES: usize = 4096;
 pub struct Request {
     pub kind: Kind,
     pub addr: SocketAddr,
+    /// The endpoint's TLS connector; `None` for plain http.
+    pub tls: Option<Connector>,
     pub bytes: Vec<u8>,
 }
 
 /// The requests of one round: health and subscribe to the subscribe template's host,
 /// publish to the publish template's (when the plan has one).
-pub fn requests(plan: &Plan, probe: &Probe) -> Vec<Request> {
+pub fn requests(plan: &Plan, probe: &Probe) -> Result<Vec<Request>, String> {
     let topic = probe.topic.as_bytes();
+    let sub_tls = Connector::for_endpoint(plan, &plan.subscribe)?;
     let mut health = format!("GET {} HTTP/1.1\r\nHost: ", probe.healthz_path).into_bytes();
     health.extend_from_slice(plan.subscribe.host.as_bytes());
     health.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
@@ -43,11 +46,13 @@ pub fn requests(plan: &Plan, probe: &Probe) -> Vec<Request> {
         Request {
             kind: Kind::Healthz,
             addr: plan.subscribe.addr,
+            tls: sub_tls.clone(),
             bytes: health,
         },
         Request {
             kind: Kind::Subscribe,
             addr: plan.subscribe.addr,
+            tls: sub_tls,
             bytes: subscriber::connect::subscribe_request(plan, topic, b""),
         },
     ];
@@ -57,10 +62,11 @@ pub fn requests(plan: &Plan, probe: &Probe) -> Vec<Request> {
         out.push(Request {
             kind: Kind::Publish,
             addr: p.endpoint.addr,
+            tls: Connector::for_endpoint(plan, &p.endpoint)?,
             bytes,
         });
     }
-    out
+    Ok(out)
 }
 
 /// Runs one probe; a probe past `timeout` fails with the timeout as its time.
@@ -88,10 +94,13 @@ pub async fn probe(req: &Request, timeout: Duration) -> Sample {
 
 /// Connects, sends, reads until [`answered`]; the connection closes when dropped.
 async fn exchange(req: &Request) -> Result<u16, String> {
-    let mut stream = TcpStream::connect_addr(req.addr)
+    let tcp = TcpStream::connect_addr(req.addr)
         .await
         .map_err(|e| io_kind(&e))?;
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let mut stream = Stream::open(tcp, req.tls.as_ref())
+        .await
+        .map_err(|e| io_kind(&e))?;
     let (res, _) = stream.write_all(req.bytes.clone()).await;
     res.map_err(|e| io_kind(&e))?;
     let (mut acc, mut buf) = (Vec::new(), Vec::with_capacity(READ_BYTES));
@@ -192,7 +201,7 @@ mod tests {
             "100ms",
         ]);
         let probe = plan.probe.clone().expect("probing");
-        let reqs = requests(&plan, &probe);
+        let reqs = requests(&plan, &probe).expect("plain http needs no TLS set-up");
         let text: Vec<String> = reqs
             .iter()
             .map(|r| String::from_utf8_lossy(&r.bytes).into_owned())

@@ -6,7 +6,8 @@
 //! never shares a loop, or counters, with the subscribers.
 //!
 //! - [`args`]: the flags, resolved into [`Probe`].
-//! - [`exchange`]: the requests, and one probe: connect, send, read to the answer.
+//! - [`exchange`]: the requests, and one probe: connect (and TLS handshake), send, read
+//!   to the answer.
 //! - [`summary`]: the samples per kind and the figures the report shows.
 
 pub mod args;
@@ -66,7 +67,7 @@ impl Prober {
         let Some(probe) = plan.probe.clone() else {
             return Ok(None);
         };
-        let requests = exchange::requests(plan, &probe);
+        let requests = exchange::requests(plan, &probe)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::Builder::new()

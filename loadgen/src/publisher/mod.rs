@@ -8,7 +8,8 @@
 //! The stages, in the order a request passes through them:
 //! - [`request`]: the bytes of a request (single from the templates, or NDJSON batch).
 //! - [`window`]: the requests in flight on a connection and the seqs behind them.
-//! - [`conn`]: the socket: one write of every due request, reads until the next is due.
+//! - [`conn`]: the socket (TLS for https): one write of every due request, reads until
+//!   the next is due.
 //! - [`answer`]: one response framed off the bytes read, matched to the oldest request.
 
 use std::cell::RefCell;
@@ -21,6 +22,7 @@ use crate::hist::{self, Hist};
 use crate::plan::{Plan, Publish};
 use crate::stats::Failures;
 use crate::sys::mono_ns;
+use crate::tls::Connector;
 
 mod answer;
 mod conn;
@@ -74,6 +76,8 @@ pub struct Outcome {
 struct Ctx {
     plan: Arc<Plan>,
     publish: Publish,
+    /// The publish endpoint's TLS connector; `None` for plain http.
+    tls: Option<Connector>,
     t0_ns: u64,
     end_ns: u64,
     live: Arc<Live>,
@@ -94,6 +98,7 @@ pub fn run(plan: Arc<Plan>, t0_ns: u64, end_ns: u64, live: Arc<Live>) -> Result<
         .publish
         .clone()
         .ok_or("this scenario does not publish")?;
+    let tls = Connector::for_endpoint(&plan, &publish.endpoint)?;
     let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
         .build()
@@ -102,6 +107,7 @@ pub fn run(plan: Arc<Plan>, t0_ns: u64, end_ns: u64, live: Arc<Live>) -> Result<
         final_seq: RefCell::new(vec![0; plan.topics as usize]),
         plan,
         publish,
+        tls,
         t0_ns,
         end_ns,
         live,
@@ -168,7 +174,8 @@ async fn connection(ctx: Rc<Ctx>, j: u32) {
                 "{} in flight without a connection",
                 window.len()
             );
-            match Conn::connect(ctx.publish.endpoint.addr).await {
+            let tls = ctx.tls.as_ref();
+            match Conn::connect(ctx.publish.endpoint.addr, tls, EXCHANGE_TIMEOUT).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     ctx.tally.borrow_mut().errors.add_io(&e);

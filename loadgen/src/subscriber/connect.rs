@@ -1,6 +1,7 @@
 //! Opening a subscriber connection: a non-blocking socket bound to its source address,
-//! connect, the GET request (with Last-Event-ID when resuming), and the response head,
-//! all within the connect timeout. Any outcome but `200` is a failure kind.
+//! connect, the TLS handshake (https), the GET request (with Last-Event-ID when
+//! resuming), and the response head, all within the connect timeout. Any outcome but
+//! `200` is a failure kind.
 
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use crate::plan::Plan;
 use crate::response::{self, Body};
 use crate::stats::io_kind;
 use crate::sys;
+use crate::tls::Stream;
 use crate::worker::Worker;
 use crate::Status;
 
@@ -19,7 +21,7 @@ const HEAD_READ: usize = 4096;
 
 /// An established stream, with the body bytes that came with the head.
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub body: Body,
     /// Raw body bytes read along with the head (still chunk-framed if chunked).
     pub pending: Vec<u8>,
@@ -38,10 +40,10 @@ pub async fn open(w: &Worker, i: usize) -> Result<Conn, String> {
     let rcvbuf = plan.slow.as_ref().filter(|_| slow).map(|s| s.rcvbuf);
     let (sock, in_progress) =
         sys::start_connect(src, plan.subscribe.addr, rcvbuf).map_err(|e| io_kind(&e))?;
-    let stream = TcpStream::from_std(sock.into()).map_err(|e| io_kind(&e))?;
+    let tcp = TcpStream::from_std(sock.into()).map_err(|e| io_kind(&e))?;
     let limit = Duration::from_millis(plan.connect_timeout_ms);
-    let (head, pending) =
-        match monoio::time::timeout(limit, handshake(w, &stream, in_progress, &request)).await {
+    let (stream, head, pending) =
+        match monoio::time::timeout(limit, handshake(w, tcp, in_progress, &request)).await {
             Err(_) => return Err("timeout".into()),
             Ok(r) => r?,
         };
@@ -82,34 +84,29 @@ pub fn subscribe_request(plan: &Plan, topic: &[u8], last_id: &[u8]) -> Vec<u8> {
     r
 }
 
-/// Finishes the connect, sends the request, reads the response head.
+/// Finishes the connect and the TLS handshake (https), sends the request, reads the
+/// response head.
 async fn handshake(
     w: &Worker,
-    stream: &TcpStream,
+    tcp: TcpStream,
     in_progress: bool,
     request: &[u8],
-) -> Result<(response::Head, Vec<u8>), String> {
-    let fd = stream.as_raw_fd();
+) -> Result<(Stream, response::Head, Vec<u8>), String> {
     if in_progress {
-        stream.writable(false).await.map_err(|e| io_kind(&e))?;
-        if let Some(e) = sys::socket_error(fd) {
+        tcp.writable(false).await.map_err(|e| io_kind(&e))?;
+        if let Some(e) = sys::socket_error(tcp.as_raw_fd()) {
             return Err(io_kind(&e));
         }
     }
-    let mut sent = 0;
-    while sent < request.len() {
-        match sys::send_nowait(fd, &request[sent..]) {
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                stream.writable(false).await.map_err(|e| io_kind(&e))?;
-            }
-            Err(e) => return Err(io_kind(&e)),
-        }
-    }
+    let mut stream = Stream::open(tcp, w.tls.as_ref())
+        .await
+        .map_err(|e| io_kind(&e))?;
+    w.note_tls(&stream);
+    stream.send_all(request).await.map_err(|e| io_kind(&e))?;
     let mut head = Vec::with_capacity(512);
     loop {
-        stream.readable(false).await.map_err(|e| io_kind(&e))?;
-        match recv_append(w, fd, &mut head) {
+        stream.readable().await.map_err(|e| io_kind(&e))?;
+        match recv_append(w, &mut stream, &mut head) {
             Ok(0) => return Err("closed".into()),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -118,7 +115,7 @@ async fn handshake(
         match response::parse_head(&head) {
             Ok(Status::Complete(h)) => {
                 let pending = head.split_off(h.len);
-                return Ok((h, pending));
+                return Ok((stream, h, pending));
             }
             Ok(Status::Partial) => {}
             Err(_) => return Err("bad_response".into()),
@@ -127,12 +124,12 @@ async fn handshake(
 }
 
 /// Reads through the thread's shared buffer and appends to `out`.
-fn recv_append(w: &Worker, fd: i32, out: &mut Vec<u8>) -> std::io::Result<usize> {
+fn recv_append(w: &Worker, stream: &mut Stream, out: &mut Vec<u8>) -> std::io::Result<usize> {
     let mut buf = w.buf.borrow_mut();
     if buf.len() < HEAD_READ {
         buf.resize(HEAD_READ, 0);
     }
-    let n = sys::recv_nowait(fd, &mut buf[..HEAD_READ])?;
+    let n = stream.recv_nowait(&mut buf[..HEAD_READ])?;
     out.extend_from_slice(&buf[..n]);
     Ok(n)
 }

@@ -1,8 +1,8 @@
 //! The receive path: wait for readability (a poll that holds no buffer), read into the
-//! thread's shared buffer, undo chunked framing in place, parse blocks in place, and
-//! keep only an incomplete block's bytes per connection. No allocation per event.
+//! thread's shared buffer (decrypted there, for TLS), undo chunked framing in place,
+//! parse blocks in place, and keep only an incomplete block's bytes per connection. No
+//! allocation per event.
 
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use super::connect::Conn;
@@ -10,7 +10,8 @@ use super::track::{self, Clock, EndRequest};
 use crate::control::Phase;
 use crate::response::{Body, Dechunker};
 use crate::sse;
-use crate::sys::{self, mono_ns};
+use crate::sys::mono_ns;
+use crate::tls::Stream;
 use crate::worker::Worker;
 
 /// Free space guaranteed after the carried bytes for each read.
@@ -36,12 +37,11 @@ enum Read {
 /// Streams the connection until the server closes it or loadgen ends it.
 pub async fn run(w: &Worker, i: usize, conn: Conn) {
     let Conn {
-        stream,
+        mut stream,
         body,
         mut pending,
     } = conn;
-    let fd = stream.as_raw_fd();
-    w.subs.borrow_mut()[i].fd = fd;
+    w.subs.borrow_mut()[i].fd = stream.fd();
     let mut dechunk = (body == Body::Chunked).then(Dechunker::new);
     let mut carry = Vec::new();
     let mut open = first_bytes(w, i, &mut pending, &mut carry, &mut dechunk);
@@ -51,11 +51,12 @@ pub async fn run(w: &Worker, i: usize, conn: Conn) {
         }
         if w.stopping.get()
             || w.subs.borrow()[i].end == EndRequest::Stop
-            || stream.readable(false).await.is_err()
+            || stream.readable().await.is_err()
         {
             break;
         }
-        open = matches!(read_some(w, i, fd, &mut carry, &mut dechunk), Read::Open);
+        let read = read_some(w, i, &mut stream, &mut carry, &mut dechunk);
+        open = matches!(read, Read::Open);
     }
     w.subs.borrow_mut()[i].fd = -1;
     drop(stream);
@@ -87,7 +88,7 @@ fn first_bytes(
 fn read_some(
     w: &Worker,
     i: usize,
-    fd: i32,
+    stream: &mut Stream,
     carry: &mut Vec<u8>,
     dechunk: &mut Option<Dechunker>,
 ) -> Read {
@@ -102,7 +103,7 @@ fn read_some(
         }
         buf[..c].copy_from_slice(carry);
         let space = buf.len() - c;
-        let n = match sys::recv_nowait(fd, &mut buf[c..]) {
+        let n = match stream.recv_nowait(&mut buf[c..]) {
             Ok(0) => return Read::Closed,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Read::Open,
