@@ -8,9 +8,12 @@
 #
 #   --quick          small N and short durations: a smoke test of the whole pipeline
 #   --only LIST      scenarios to run (default: all; see `--list`)
-#   --servers LIST   any of ringcast,ringcast-legacy,ringcast-base,nchan,axum,floor (default:
-#                    ringcast,nchan,axum,floor, and ringcast-legacy for saturated-admission);
-#                    ringcast-legacy is ringcast on its epoll driver (--driver legacy)
+#   --servers LIST   any of ringcast,ringcast-legacy,ringcast-base,nchan,axum,floor,
+#                    ringcast-tls,nchan-tls (default: ringcast,nchan,axum,floor, and
+#                    ringcast-legacy for saturated-admission); ringcast-legacy is ringcast
+#                    on its epoll driver (--driver legacy); the -tls servers serve https://
+#                    with one certificate made for the run (P-256, DIR/tls), loadgen
+#                    trusting it with --ca; Nchan's TLS is nginx's own with its defaults
 #   --base REV       the git revision that server ringcast-base is built from (exported
 #                    with `git archive` into target/base/REV, built there): a before/after
 #                    comparison of two commits in the same run
@@ -151,7 +154,7 @@ else
 fi
 IFS=, read -ra SERVER_LIST <<<"$SERVERS"
 for s in "${SERVER_LIST[@]}"; do
-    case "$s" in ringcast|ringcast-legacy|nchan|axum|floor) ;;
+    case "$s" in ringcast|ringcast-legacy|nchan|axum|floor|ringcast-tls|nchan-tls) ;;
         ringcast-base) [[ -n "$BASE_REV" ]] || die "ringcast-base needs --base REV" ;;
         *) die "unknown server '$s'" ;; esac
 done
@@ -176,7 +179,7 @@ servers_of() {
 
 # --- servers -----------------------------------------------------------------------
 declare -A PORT=([ringcast]=29080 [ringcast-legacy]=29081 [axum]=29082 [floor]=29083 [nchan]=29084
-    [ringcast-base]=29085)
+    [ringcast-base]=29085 [ringcast-tls]=29086 [nchan-tls]=29087)
 WORKERS=2
 SERVER_PIN=()
 LOADGEN_PIN=()
@@ -200,7 +203,9 @@ CUR_CMD=""
 CUR_START_LINE=""
 
 # The loadgen preset and base URL for a server (axum-ref and floor speak ringcast's URLs).
-target_of() { [[ "$1" == nchan ]] && echo nchan || echo ringcast; }
+target_of() { [[ "$1" == nchan* ]] && echo nchan || echo ringcast; }
+# The scheme a server speaks.
+scheme_of() { [[ "$1" == *-tls ]] && echo https || echo http; }
 
 server_cmd() {
     local port="${PORT[$1]}"
@@ -211,6 +216,8 @@ server_cmd() {
         axum) echo "$BIN/axum-ref --listen 127.0.0.1:$port --workers $WORKERS" ;;
         floor) echo "$BIN/floor --listen 127.0.0.1:$port --workers $WORKERS" ;;
         nchan) echo "$NCHAN_SH start $port $OUT/nchan" ;;
+        ringcast-tls) echo "$BIN/ringcast --listen 127.0.0.1:$port --workers $WORKERS --drain 1s --tls-cert $TLS_DIR/cert.pem --tls-key $TLS_DIR/key.pem" ;;
+        nchan-tls) echo "$NCHAN_SH start $port $OUT/nchan-tls $TLS_DIR" ;;
     esac
 }
 
@@ -234,10 +241,10 @@ start_server() {
     CUR_SERVER="$name"
     CUR_LOG="$log"
     CUR_CMD="$(server_cmd "$name")"
-    if [[ "$name" == nchan ]]; then
+    if [[ "$name" == nchan* ]]; then
         $CUR_CMD >"$log" 2>&1 || { cat "$log" >&2; die "nchan did not start"; }
         CUR_START_LINE="$(grep -m1 'listen=' "$log")"
-        CUR_PIDS="$("$NCHAN_SH" pids "$OUT/nchan" | tr '\n' ' ')"
+        CUR_PIDS="$("$NCHAN_SH" pids "$OUT/$name" | tr '\n' ' ')"
         CUR_CHILD=""
     else
         # Our own environment must not configure the server (ringcast reads RINGCAST_*).
@@ -252,8 +259,8 @@ start_server() {
 
 stop_server() {
     [[ -n "$CUR_SERVER" ]] || return 0
-    if [[ "$CUR_SERVER" == nchan ]]; then
-        "$NCHAN_SH" stop "$OUT/nchan" >>"$CUR_LOG" 2>&1 || echo "peers.sh: could not stop nchan" >&2
+    if [[ "$CUR_SERVER" == nchan* ]]; then
+        "$NCHAN_SH" stop "$OUT/$CUR_SERVER" >>"$CUR_LOG" 2>&1 || echo "peers.sh: could not stop $CUR_SERVER" >&2
     elif [[ -n "$CUR_CHILD" ]]; then
         local i
         kill -TERM "$CUR_CHILD" 2>/dev/null || true
@@ -313,8 +320,20 @@ if [[ -n "$BASE_REV" ]]; then
     fi
     echo "peers.sh: ringcast-base is $BASE_REV ($BASE_SHA)"
 fi
-if [[ ",$SERVERS," == *,nchan,* ]]; then
+if [[ ",$SERVERS," == *,nchan,* || ",$SERVERS," == *,nchan-tls,* ]]; then
     "$NCHAN_SH" install
+fi
+# One certificate for every TLS server of the run: ECDSA P-256 (what nginx and rustls
+# both sign fastest), for 127.0.0.1 and localhost, not a CA (rustls refuses a CA
+# certificate as a server's own).
+TLS_DIR="$OUT/tls"
+if [[ ",$SERVERS," == *-tls,* ]]; then
+    mkdir -p "$TLS_DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -addext basicConstraints=critical,CA:FALSE \
+        -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null \
+        || die "openssl could not make the run's certificate"
 fi
 
 # The environment, once; every loadgen report adds its own.
@@ -413,11 +432,12 @@ for ((rep = 1; rep <= REPS; rep++)); do
             for p in $CUR_PIDS; do pid_args+=(--server-pid "$p"); done
             # shellcheck disable=SC2207
             lg_args=($(scenario_args "$scenario"))
-            lg_args+=(--target "$(target_of "$server")" --server "http://127.0.0.1:${PORT[$server]}"
+            lg_args+=(--target "$(target_of "$server")" --server "$(scheme_of "$server")://127.0.0.1:${PORT[$server]}"
                 --src-ips "$SRC_IPS" "${pid_args[@]}" --json "$OUT/$base.json" --quiet)
+            [[ "$server" != *-tls ]] || lg_args+=(--ca "$TLS_DIR/cert.pem")
             started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
             sampler=""
-            if [[ "$scenario" == slow-* && "$server" == ringcast* ]]; then
+            if [[ "$scenario" == slow-* && "$server" == ringcast* && "$server" != *-tls ]]; then
                 sample_evictions "${PORT[$server]}" >"$OUT/$base.evictions" &
                 sampler=$!
             fi

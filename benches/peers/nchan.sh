@@ -8,8 +8,12 @@
 #
 # Usage:
 #   nchan.sh install          apt-get install nginx + libnginx-mod-nchan (only if missing)
-#   nchan.sh start PORT DIR   write DIR/nginx.conf from nchan.conf.in and start nginx
-#                             (2 workers, 127.0.0.1:PORT only); prints master and worker pids
+#   nchan.sh start PORT DIR [TLS_DIR]
+#                             write DIR/nginx.conf from nchan.conf.in and start nginx
+#                             (2 workers, 127.0.0.1:PORT only); prints master and worker pids;
+#                             with TLS_DIR, the port speaks TLS with TLS_DIR/cert.pem and
+#                             key.pem and nginx's TLS defaults (ssl_buffer_size 16k, no
+#                             session cache)
 #   nchan.sh stop DIR         stop the nginx whose pid is in DIR/nginx.pid (only that one)
 #   nchan.sh pids DIR         master pid then worker pids, one a line (for RSS/CPU sampling)
 #
@@ -57,7 +61,7 @@ worker_pids() {
 }
 
 cmd_start() {
-    local port="${1:-}" dir="${2:-}"
+    local port="${1:-}" dir="${2:-}" tls="${3:-}"
     [[ "$port" =~ ^[0-9]+$ && -n "$dir" ]] || usage
     [[ -x "$NGINX" && -f "$MODULE" ]] || die "nginx or the nchan module is missing: run '$0 install'"
     mkdir -p "$dir"
@@ -72,6 +76,13 @@ cmd_start() {
     sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" \
         -e "s|@NOFILE@|$nofile|g" -e "s|@WORKER_CONNECTIONS@|$conns|g" \
         "$TEMPLATE" >"$dir/nginx.conf"
+    local scheme=http
+    if [[ -n "$tls" ]]; then
+        tls="$(cd "$tls" && pwd)"
+        scheme=https
+        sed -i -e "s|reuseport backlog=4096;|reuseport backlog=4096 ssl;\n        ssl_certificate $tls/cert.pem;\n        ssl_certificate_key $tls/key.pem;|" \
+            "$dir/nginx.conf"
+    fi
 
     # Raise our own soft limit too: the master opens the listener before the workers
     # apply worker_rlimit_nofile.
@@ -88,7 +99,7 @@ cmd_start() {
     [[ -n "$pid" ]] || die "nginx did not start; see $dir/error.log"
     echo "master $pid"
     echo "workers $(worker_pids "$pid" | tr '\n' ' ')"
-    echo "listen=127.0.0.1:$port subscribe=http://127.0.0.1:$port/sub/TOPIC publish=http://127.0.0.1:$port/pub/TOPIC"
+    echo "listen=127.0.0.1:$port subscribe=$scheme://127.0.0.1:$port/sub/TOPIC publish=$scheme://127.0.0.1:$port/pub/TOPIC"
 }
 
 cmd_stop() {

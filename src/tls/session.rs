@@ -5,6 +5,7 @@
 //! handshake; an idle subscriber holds only this (see [`Session`]'s fields).
 
 use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
 use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
 use rustls::{ExtractedSecrets, ProtocolVersion};
@@ -265,7 +266,9 @@ impl Session {
     /// Seals the first `take` bytes of `out`'s frames, in records of up to
     /// [`MAX_PLAINTEXT`], each gathering as many frames as fit.
     fn seal_frames(&mut self, out: &Out, take: usize, scratch: &mut BytesMut) {
-        let mut pieces: Vec<&[u8]> = Vec::new();
+        // A record's pieces: as many frames as fit in 16 KiB (a 64-byte event frame is
+        // about 150 bytes with its id and chunk framing: about a hundred).
+        let mut pieces: SmallVec<[&[u8]; 128]> = SmallVec::new();
         let (mut left, mut frames) = (take, out.frames());
         let mut carry: &[u8] = &[];
         while left > 0 {
