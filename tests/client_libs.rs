@@ -20,6 +20,9 @@
 //!   to the second one's id and reports exactly the third and fourth, from history, within
 //!   [`DELIVERY`] of subscribing, then nothing through two heartbeats or more.
 //!
+//! Each scenario runs over plaintext HTTP, and (the `_over_https` tests) over TLS with a
+//! test CA the library trusts as its users would (see [`Served::trust`]).
+//!
 //! A client or runtime that is missing fails its test with how to install it.
 
 mod common;
@@ -28,7 +31,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::clients::{node_program, python_program, Running, CLIENT_START};
-use common::{id_of, Server};
+use common::id_of;
+use common::transport::{Served, Transport};
 use serde::Deserialize;
 
 /// Two workers, so the subscriber and the publisher may be on different ones; a 1 s
@@ -90,12 +94,22 @@ macro_rules! client_tests {
 
             #[test]
             fn reports_exactly_the_live_events_each_within_a_second() {
-                live($program);
+                live($program, Transport::Plain);
             }
 
             #[test]
             fn resumes_from_last_event_id_with_exactly_the_later_events() {
-                resume($program);
+                resume($program, Transport::Plain);
+            }
+
+            #[test]
+            fn reports_exactly_the_live_events_each_within_a_second_over_https() {
+                live($program, Transport::Tls);
+            }
+
+            #[test]
+            fn resumes_from_last_event_id_with_exactly_the_later_events_over_https() {
+                resume($program, Transport::Tls);
             }
         }
     )*};
@@ -113,8 +127,8 @@ client_tests! {
 }
 
 /// The live scenario (see the top of this file).
-fn live(client: Command) {
-    let server = Server::start(&SERVER_ARGS);
+fn live(client: Command, transport: Transport) {
+    let server = Served::start(transport, &SERVER_ARGS);
     let mut client = spawn(client, &server, EVENTS.len(), None);
     client.wait_for("the client to subscribe", CLIENT_START, || {
         server.metric("ringcast_subscribers") == 1
@@ -135,8 +149,8 @@ fn live(client: Command) {
 }
 
 /// The resume scenario (see the top of this file).
-fn resume(client: Command) {
-    let server = Server::start(&SERVER_ARGS);
+fn resume(client: Command, transport: Transport) {
+    let server = Served::start(transport, &SERVER_ARGS);
     let published = publish(&server, &EVENTS);
     let resume_from = published[1].0.to_string();
     let mut client = spawn(client, &server, 2, Some(&resume_from));
@@ -166,19 +180,19 @@ fn resume(client: Command) {
 }
 
 /// Starts `client BASE_URL TOPIC COUNT QUIET_MS [LAST_EVENT_ID]`.
-fn spawn(mut client: Command, server: &Server, count: usize, last_id: Option<&str>) -> Running {
+fn spawn(mut client: Command, server: &Served, count: usize, last_id: Option<&str>) -> Running {
     client.args([
-        format!("http://{}", server.addr),
+        server.url(),
         TOPIC.to_string(),
         count.to_string(),
         QUIET.as_millis().to_string(),
     ]);
     client.args(last_id);
-    Running::spawn(&mut client)
+    Running::spawn(server.trust(&mut client))
 }
 
 /// Publishes each (event name, data); returns each id with the time its answer came.
-fn publish(server: &Server, events: &[(Option<&str>, &str)]) -> Vec<(u64, u64)> {
+fn publish(server: &Served, events: &[(Option<&str>, &str)]) -> Vec<(u64, u64)> {
     (events.iter())
         .map(|&(name, data)| {
             let query = match name {
@@ -220,7 +234,7 @@ fn assert_in_time(event: &Received, since: u64, what: &str, json: &str) {
 
 /// The client's quiet listening spanned two heartbeats or more: whatever they made the
 /// library report would be in its report.
-fn assert_quiet_covered_heartbeats(server: &Server, json: &str) {
+fn assert_quiet_covered_heartbeats(server: &Served, json: &str) {
     let beats = server.metric("ringcast_heartbeats_total");
     assert!(
         beats >= 2,

@@ -14,6 +14,10 @@
 //!    `Last-Event-ID`, gets exactly the missed events once, in order, and stays until
 //!    the server ends that stream too.
 //!
+//! Each client runs the scenario twice: over plaintext HTTP, and (the `_over_https`
+//! tests) over TLS with a test CA it trusts as its users would (see
+//! [`Served::trust`]).
+//!
 //! A client or runtime that is missing fails its test with how to install it.
 
 mod common;
@@ -23,7 +27,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::clients::{node_program, python_program, require_on_path, Running, CLIENT_START};
-use common::{id_of, Server, PATIENCE};
+use common::transport::{Served, Transport};
+use common::{id_of, PATIENCE};
 use serde::Deserialize;
 
 /// Streams end after about 2 s with a retry hint of 1–2 s: the hint is the window in
@@ -115,36 +120,73 @@ struct Report {
 
 #[test]
 fn chromium_native_eventsource_receives_exactly_and_resumes_by_itself() {
+    chromium(Transport::Plain);
+}
+
+#[test]
+fn chromium_native_eventsource_receives_exactly_and_resumes_by_itself_over_https() {
+    chromium(Transport::Tls);
+}
+
+#[test]
+fn node_eventsource_package_receives_exactly_and_resumes_by_itself() {
+    node_eventsource(Transport::Plain);
+}
+
+#[test]
+fn node_eventsource_package_receives_exactly_and_resumes_by_itself_over_https() {
+    node_eventsource(Transport::Tls);
+}
+
+#[test]
+fn undici_eventsource_receives_exactly_and_resumes_by_itself() {
+    undici(Transport::Plain);
+}
+
+#[test]
+fn undici_eventsource_receives_exactly_and_resumes_by_itself_over_https() {
+    undici(Transport::Tls);
+}
+
+#[test]
+fn httpx_sse_receives_exactly_and_resumes_with_last_event_id() {
+    httpx_sse(Transport::Plain);
+}
+
+#[test]
+fn httpx_sse_receives_exactly_and_resumes_with_last_event_id_over_https() {
+    httpx_sse(Transport::Tls);
+}
+
+fn chromium(transport: Transport) {
     require_on_path(
         "chromium",
         "install it with `apt-get install -y chromium` (tests/clients/install.sh does)",
     );
-    let png = screenshot_path();
+    let png = screenshot_path(transport);
     let _ = std::fs::remove_file(&png);
     let browser = node_program("browser.mjs", &["playwright-core"]);
-    let run = run_scenario(browser, &[png.to_str().expect("a UTF-8 path")]);
+    let run = run_scenario(browser, transport, &[png.to_str().expect("a UTF-8 path")]);
     assert_eq!(run.report.page_errors, None, "no script error in the page");
     assert_resumed_by_itself(&run);
     let shot = std::fs::read(&png).unwrap_or_else(|e| panic!("screenshot {png:?}: {e}"));
     assert!(shot.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG at {png:?}");
 }
 
-#[test]
-fn node_eventsource_package_receives_exactly_and_resumes_by_itself() {
-    let run = run_scenario(node_program("node_eventsource.mjs", &["eventsource"]), &[]);
-    assert_resumed_by_itself(&run);
+fn node_eventsource(transport: Transport) {
+    let client = node_program("node_eventsource.mjs", &["eventsource"]);
+    assert_resumed_by_itself(&run_scenario(client, transport, &[]));
 }
 
-#[test]
-fn undici_eventsource_receives_exactly_and_resumes_by_itself() {
-    let run = run_scenario(node_program("node_undici.mjs", &["undici"]), &[]);
-    assert_resumed_by_itself(&run);
+fn undici(transport: Transport) {
+    let client = node_program("node_undici.mjs", &["undici"]);
+    assert_resumed_by_itself(&run_scenario(client, transport, &[]));
 }
 
-#[test]
-fn httpx_sse_receives_exactly_and_resumes_with_last_event_id() {
+fn httpx_sse(transport: Transport) {
     let run = run_scenario(
         python_program("httpx_sse_client.py", "httpx, httpx_sse"),
+        transport,
         &[],
     );
     let connections = run.report.connections.as_ref().expect("connections");
@@ -174,14 +216,14 @@ struct Run {
     live_ids: Vec<u64>,
 }
 
-/// Runs the scenario (see the top of this file) with `client`, given the arguments
-/// `BASE_URL TOPIC COUNT` and then `extra`. Checks what every client must show: the
-/// events exactly, each on the right connection, and a resume from history.
-fn run_scenario(mut client: Command, extra: &[&str]) -> Run {
-    let server = Server::start(&SERVER_ARGS);
+/// Runs the scenario (see the top of this file) with `client` over `transport`, given
+/// the arguments `BASE_URL TOPIC COUNT` and then `extra`. Checks what every client must
+/// show: the events exactly, each on the right connection, and a resume from history.
+fn run_scenario(mut client: Command, transport: Transport, extra: &[&str]) -> Run {
+    let server = Served::start(transport, &SERVER_ARGS);
     let count = (LIVE.len() + MISSED.len()).to_string();
-    client.args([&format!("http://{}", server.addr), TOPIC, &count]);
-    let mut client = Running::spawn(client.args(extra));
+    client.args([&server.url(), TOPIC, &count]);
+    let mut client = Running::spawn(server.trust(client.args(extra)));
 
     client.wait_for("the client to subscribe", CLIENT_START, || {
         server.metric("ringcast_subscribers") == 1
@@ -257,7 +299,7 @@ fn assert_resumed_by_itself(run: &Run) {
 }
 
 /// Publishes each (event name, data); returns the ids the server answered with.
-fn publish(server: &Server, events: &[(Option<&str>, &str)]) -> Vec<u64> {
+fn publish(server: &Served, events: &[(Option<&str>, &str)]) -> Vec<u64> {
     let query = |name: Option<&str>| match name {
         Some(name) => format!("topic={TOPIC}&event={name}"),
         None => format!("topic={TOPIC}"),
@@ -271,10 +313,10 @@ fn publish(server: &Server, events: &[(Option<&str>, &str)]) -> Vec<u64> {
         .collect()
 }
 
-/// `target/conformance/browser.png`, for reviewers.
-fn screenshot_path() -> PathBuf {
+/// `target/conformance/browser.png` (`browser-https.png` over TLS), for reviewers.
+fn screenshot_path(transport: Transport) -> PathBuf {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("CARGO_TARGET_TMPDIR is target/tmp");
-    target.join("conformance/browser.png")
+    target.join(format!("conformance/browser{}.png", transport.suffix()))
 }

@@ -1,8 +1,10 @@
 //! The live page at `GET /`, in headless Chromium (Debian's `chromium`, driven by
 //! playwright-core from tests/clients/page_e2e.mjs): connect, publish through the form
 //! and from outside, survive the server ending the stream (resume, and a gap), watch the
-//! server panel, and leave a screenshot in `target/page/` for a reviewer. How the page
-//! is served (types, tags, base path) is tests/page_http.rs.
+//! server panel, and leave a screenshot in `target/page/` for a reviewer. Over plaintext
+//! HTTP, and over HTTPS with a test CA (Chromium accepts the server's key by its pin,
+//! Node's `fetch` trusts the CA: see [`Served::trust`]). How the page is served (types,
+//! tags, base path) is tests/page_http.rs.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::transport::{Served, Transport};
 use serde_json::Value;
 
 /// Where the test's artifacts go: `target/page/`, next to the binaries' profile folder.
@@ -27,12 +29,14 @@ const INSTALL_HINT: &str = "the browser test needs node, Debian's chromium and \
     npm install in tests/clients)";
 
 /// Runs the browser program against `server`; returns what it printed.
-fn run_browser(server: &Server, page: &str, screenshot: &Path) -> Value {
+fn run_browser(server: &Served, page: &str, screenshot: &Path) -> Value {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new("node")
+    let mut node = Command::new("node");
+    let mut child = server
+        .trust(&mut node)
         .arg(dir.join("tests/clients/page_e2e.mjs"))
         .current_dir(dir.join("tests/clients"))
-        .env("RINGCAST_PAGE", format!("http://{}{page}", server.addr))
+        .env("RINGCAST_PAGE", format!("{}{page}", server.url()))
         .env("SCREENSHOT", screenshot)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -61,7 +65,7 @@ fn run_browser(server: &Server, page: &str, screenshot: &Path) -> Value {
             "the browser program failed: {}\n{INSTALL_HINT}\nsteps done: {}\nserver log:\n{}",
             error.as_str().unwrap_or_default(),
             seen["steps"],
-            server.log()
+            server.server.log()
         );
     }
     seen
@@ -78,32 +82,44 @@ fn strings(v: &Value) -> Vec<String> {
 
 #[test]
 fn the_page_shows_ringcast_working_in_a_real_browser() {
+    the_page_works(Transport::Plain);
+}
+
+#[test]
+fn the_page_shows_ringcast_working_in_a_real_browser_over_https() {
+    the_page_works(Transport::Tls);
+}
+
+fn the_page_works(transport: Transport) {
     // The server itself ends every stream after about 3 s (with a `retry:` of 1 to 2 s),
     // and keeps 5 events per topic, so that the page reconnects twice: once resuming
     // without loss, once after more events than the history holds (a gap).
-    let server = Server::start(&[
-        "--workers",
-        "2",
-        "--base-path",
-        "/demo",
-        "--max-lifetime",
-        "3s",
-        "--retry",
-        "1s",
-        "--history",
-        "5",
-    ]);
+    let server = Served::start(
+        transport,
+        &[
+            "--workers",
+            "2",
+            "--base-path",
+            "/demo",
+            "--max-lifetime",
+            "3s",
+            "--retry",
+            "1s",
+            "--history",
+            "5",
+        ],
+    );
     let dir = artifacts();
     std::fs::create_dir_all(&dir).unwrap();
-    let screenshot = dir.join("page.png");
+    let screenshot = dir.join(format!("page{}.png", transport.suffix()));
     let _ = std::fs::remove_file(&screenshot);
     let seen = run_browser(&server, "/demo", &screenshot);
 
     assert_eq!(seen["pageStatus"], 200);
-    assert!(
-        seen["finalUrl"].as_str().unwrap().ends_with("/demo/"),
-        "redirected into the base path: {}",
-        seen["finalUrl"]
+    assert_eq!(
+        seen["finalUrl"].as_str().unwrap(),
+        format!("{}/demo/", server.url()),
+        "redirected into the base path, on the same origin (https over TLS)"
     );
     assert!(
         seen["consoleErrors"].as_array().unwrap().is_empty(),

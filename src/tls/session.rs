@@ -5,10 +5,10 @@
 //! handshake; an idle subscriber holds only this (see [`Session`]'s fields).
 
 use bytes::{Bytes, BytesMut};
-use smallvec::SmallVec;
 use rustls::kernel::KernelConnection;
 use rustls::server::ServerConnectionData;
 use rustls::{ExtractedSecrets, ProtocolVersion};
+use smallvec::SmallVec;
 
 use super::record::{self, content, Keys, RecordError, Sink, Version, MAX_PLAINTEXT, OVERHEAD};
 use crate::stream::out::Out;

@@ -1,6 +1,8 @@
 // A real browser's native EventSource against ringcast: Debian's chromium, headless,
 // driven by playwright-core.
 // usage: node browser.mjs BASE_URL TOPIC COUNT SCREENSHOT.png
+// Environment: CHROMIUM_SPKI_LIST (optional, for an https BASE_URL whose certificate
+// comes from a CA the system does not trust): the pins chromium is to accept.
 // Prints one JSON document: what observe() recorded inside the page, plus the
 // Last-Event-ID header of every /events request the browser made.
 import { access, constants, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -23,6 +25,11 @@ const FLAGS = [
   '--disable-component-update',
   '--disable-sync',
   '--headless',
+  // Over https with the tests' own CA: chromium takes no CA file, but accepts the
+  // server's key by its pin (the base64 SHA-256 of its SubjectPublicKeyInfo).
+  ...(process.env.CHROMIUM_SPKI_LIST
+    ? [`--ignore-certificate-errors-spki-list=${process.env.CHROMIUM_SPKI_LIST}`]
+    : []),
 ];
 
 // Served by request interception at the server's own origin: EventSource across

@@ -5,7 +5,10 @@
 //
 // Environment: RINGCAST_PAGE (the page's URL, e.g. http://127.0.0.1:PORT/demo, without
 // the trailing slash so the redirect is exercised too), SCREENSHOT (where to save the
-// PNG), CHROMIUM (optional: the browser, else `chromium` on PATH).
+// PNG), CHROMIUM (optional: the browser, else `chromium` on PATH). Over https with a CA
+// the system does not trust: CHROMIUM_SPKI_LIST (the server key's pin, the base64
+// SHA-256 of its SubjectPublicKeyInfo: chromium takes no CA file) and
+// NODE_EXTRA_CA_CERTS (the CA, for the publishes made with Node's fetch).
 
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -70,6 +73,9 @@ const context = await chromium.launchPersistentContext(profile, {
   args: [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ...(process.env.CHROMIUM_SPKI_LIST
+      ? [`--ignore-certificate-errors-spki-list=${process.env.CHROMIUM_SPKI_LIST}`]
+      : []),
   ],
 });
 

@@ -7,6 +7,7 @@ pub mod clients;
 pub mod redis;
 pub mod sse;
 pub mod tls;
+pub mod transport;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -120,19 +121,25 @@ impl Server {
 
     /// The value of a metric (summed over its label sets, or one exact label set).
     pub fn metric(&self, name: &str) -> u64 {
-        let (status, text) = get(self.addr, "/metrics");
-        assert_eq!(status, 200);
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.rsplit_once(' '))
-            .filter(|(k, _)| {
-                *k == name
-                    || k.strip_prefix(name)
-                        .is_some_and(|rest| rest.starts_with('{'))
-            })
-            .map(|(_, v)| v.parse::<f64>().unwrap_or(0.0) as u64)
-            .sum()
+        metric_at(self.addr, name)
     }
+}
+
+/// The value of a metric at the plaintext `addr` (summed over its label sets, or one
+/// exact label set).
+pub fn metric_at(addr: SocketAddr, name: &str) -> u64 {
+    let (status, text) = get(addr, "/metrics");
+    assert_eq!(status, 200);
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(k, _)| {
+            *k == name
+                || k.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{'))
+        })
+        .map(|(_, v)| v.parse::<f64>().unwrap_or(0.0) as u64)
+        .sum()
 }
 
 impl Drop for Server {

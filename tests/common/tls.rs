@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PublicKeyData};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
@@ -23,6 +23,8 @@ pub struct Pki {
     pub ca: PathBuf,
     issuer: Issuer<'static, KeyPair>,
     roots: Arc<RootCertStore>,
+    /// The server key's pin (see [`Pki::spki_sha256`]), for the certificate last issued.
+    spki_sha256: Mutex<String>,
 }
 
 impl Pki {
@@ -49,6 +51,7 @@ impl Pki {
             ca,
             issuer: Issuer::new(params, ca_key),
             roots: Arc::new(roots),
+            spki_sha256: Mutex::new(String::new()),
         };
         pki.issue();
         pki
@@ -64,7 +67,17 @@ impl Pki {
             .expect("server certificate");
         std::fs::write(&self.cert, cert.pem()).expect("write certificate");
         std::fs::write(&self.key, key.serialize_pem()).expect("write key");
+        let spki = key.subject_public_key_info();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki);
+        *self.spki_sha256.lock().unwrap() = base64(digest.as_ref());
         cert.der().clone()
+    }
+
+    /// The base64 SHA-256 of the server certificate's SubjectPublicKeyInfo: what
+    /// Chromium's `--ignore-certificate-errors-spki-list` takes, as it has no flag for a
+    /// CA file.
+    pub fn spki_sha256(&self) -> String {
+        self.spki_sha256.lock().unwrap().clone()
     }
 
     /// `--tls-cert FILE --tls-key FILE`.
@@ -122,6 +135,24 @@ impl Pki {
         stream.flush().unwrap();
         stream
     }
+}
+
+/// Standard base64 (RFC 4648, padded).
+fn base64(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n =
+            (chunk.iter().enumerate()).fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                DIGITS[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
 }
 
 impl Drop for Pki {
