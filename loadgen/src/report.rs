@@ -152,6 +152,10 @@ pub struct Server {
     pub rss_end_bytes: u64,
     /// (connected - before) / established.
     pub rss_per_connection_bytes: Option<f64>,
+    /// CPU seconds while the connections were opened (handshakes included).
+    pub cpu_connect_s: f64,
+    /// `cpu_connect_s` per established connection, in µs: with TLS, the handshake's cost.
+    pub cpu_us_per_connect: Option<f64>,
     /// CPU seconds from publishing start to the end of the drain (idle: the hold).
     pub cpu_run_s: f64,
     pub cpu_s_per_million_deliveries: Option<f64>,
@@ -197,6 +201,7 @@ pub fn build(plan: Plan, env: Environment, m: Measured) -> Report {
         (c.established > 0).then(|| round((after as f64 - before as f64) / c.established as f64, 1))
     };
     let server_cpu = m.server_end.cpu_s - m.server_run_start.cpu_s;
+    let server_connect_cpu = m.server_connected.cpu_s - m.server_before.cpu_s;
     let mut report = Report {
         schema: SCHEMA,
         scenario: plan.scenario.name(),
@@ -287,6 +292,9 @@ pub fn build(plan: Plan, env: Environment, m: Measured) -> Report {
             rss_per_connection_bytes: (!plan.server_pids.is_empty())
                 .then(|| per_conn(m.server_connected.rss_bytes, m.server_before.rss_bytes))
                 .flatten(),
+            cpu_connect_s: round(server_connect_cpu, 3),
+            cpu_us_per_connect: (!plan.server_pids.is_empty() && c.established > 0)
+                .then(|| round(server_connect_cpu * 1e6 / c.established as f64, 1)),
             cpu_run_s: round(server_cpu, 3),
             cpu_s_per_million_deliveries: (!plan.server_pids.is_empty())
                 .then(|| per_million(server_cpu))

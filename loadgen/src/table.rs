@@ -187,9 +187,11 @@ pub fn render(r: &Report) -> String {
         row(
             "server CPU",
             format!(
-                "{} s ({} per million deliveries)",
+                "{} s ({} per million deliveries); connecting {} s ({} per connection)",
                 s.cpu_run_s,
-                opt(s.cpu_s_per_million_deliveries, "s")
+                opt(s.cpu_s_per_million_deliveries, "s"),
+                s.cpu_connect_s,
+                opt(s.cpu_us_per_connect, "us")
             ),
         );
     }
