@@ -47,13 +47,9 @@ fn closes(server: &Server, reason: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
+/// A metric summed over workers, read over the plaintext listener.
 fn metric(server: &Server, name: &str) -> u64 {
-    let (status, text) = common::get(plain_addr(server), "/metrics");
-    assert_eq!(status, 200);
-    text.lines()
-        .filter_map(|l| l.strip_prefix(name))
-        .filter_map(|rest| rest.trim().parse::<u64>().ok())
-        .sum()
+    common::metric_at(plain_addr(server), name)
 }
 
 #[test]
@@ -162,7 +158,7 @@ fn close_notify_from_a_subscriber_closes_it_as_peer() {
     sse.stream.conn.send_close_notify();
     sse.stream.flush().unwrap();
     eventually("the subscriber closed", || {
-        metric(&server, "ringcast_subscribers ") == 0
+        metric(&server, "ringcast_subscribers") == 0
     });
     assert!(closes(&server, "peer") > peer_before + 1);
     assert_eq!(closes(&server, "tls"), 0);
@@ -358,6 +354,81 @@ fn hostile_input_on_the_tls_port_is_closed_with_a_reason() {
     let (status, _) = exchange(&mut publisher, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(status, 200);
     eventually("every hostile connection gone", || {
-        metric(&server, "ringcast_connections ") <= 2
+        metric(&server, "ringcast_connections") <= 2
+    });
+}
+
+/// A small deterministic generator (xorshift), so a failing case can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Sends `bytes`, half-closes, and waits for the server to close (or to have said its
+/// piece): a server that hangs a connection fails `closed_by_server`.
+fn send_and_wait(addr: SocketAddr, bytes: &[u8]) {
+    let mut sock = TcpStream::connect(addr).unwrap();
+    let _ = sock.write_all(bytes);
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+    closed_by_server(sock);
+}
+
+#[test]
+fn mutated_handshakes_and_records_never_panic_the_server_or_hang_a_connection() {
+    let pki = Pki::new("mutate");
+    let server = start(&pki, &["--plain-listen", "127.0.0.1:0"]);
+    let hello = client_hello(&pki);
+    let mut rng = Rng(0x5eed_1234_abcd_0042);
+    // ClientHellos with a few bytes changed, cut short, or with garbage after them.
+    for _ in 0..150 {
+        let mut bytes = hello.clone();
+        for _ in 0..1 + rng.below(8) {
+            let at = rng.below(bytes.len());
+            bytes[at] = rng.next() as u8;
+        }
+        match rng.below(4) {
+            0 => bytes.truncate(rng.below(bytes.len())),
+            1 => bytes.extend((0..rng.below(200)).map(|_| rng.next() as u8)),
+            _ => {}
+        }
+        send_and_wait(server.addr, &bytes);
+    }
+    // After a real handshake and request: forged, damaged and cut records.
+    for case in 0..40 {
+        let mut conn = pki.connect(server.addr, &pki.client());
+        let request = match case % 2 {
+            0 => "GET /events?topic=m HTTP/1.1\r\nHost: t\r\n\r\n",
+            _ => "POST /publish?topic=m HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
+        };
+        conn.write_all(request.as_bytes()).unwrap();
+        conn.flush().unwrap();
+        // A real record, sealed by the client, then damaged on the wire.
+        let mut record = Vec::new();
+        conn.conn.writer().write_all(b"more bytes").unwrap();
+        conn.conn.write_tls(&mut record).unwrap();
+        let at = rng.below(record.len());
+        record[at] ^= 1 << rng.below(8);
+        if rng.below(2) == 0 {
+            record.truncate(rng.below(record.len()));
+        }
+        let _ = conn.sock.write_all(&record);
+        let _ = conn.sock.shutdown(std::net::Shutdown::Write);
+        closed_by_server(conn.sock);
+    }
+    let mut publisher = pki.connect(server.addr, &pki.client());
+    let (status, _) = exchange(&mut publisher, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(status, 200);
+    eventually("every mutated connection gone", || {
+        metric(&server, "ringcast_connections") <= 2
     });
 }
