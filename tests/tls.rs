@@ -148,6 +148,52 @@ fn a_client_key_update_mid_stream_is_applied_and_answered() {
 }
 
 #[test]
+fn an_http10_client_offering_alpn_http10_gets_its_close_delimited_stream() {
+    let pki = Pki::new("http10");
+    let server = start(&pki, &[]);
+    // curl --http1.0 offers ALPN `http/1.0` alone.
+    let mut config = (*pki.client()).clone();
+    config.alpn_protocols = vec![b"http/1.0".to_vec()];
+    let mut stream = pki.connect(server.addr, &std::sync::Arc::new(config));
+    assert_eq!(stream.conn.alpn_protocol(), Some(&b"http/1.0"[..]));
+    let request = "GET /events?topic=old HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n";
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.flush().unwrap();
+    let mut publisher = pki.connect(server.addr, &pki.client());
+    let (mut got, deadline) = (Vec::new(), Instant::now() + PATIENCE);
+    let mut published = false;
+    while common::find(&got, b"data: from 1.1\n\n").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
+        if !published && common::find(&got, b"\r\n\r\n").is_some() {
+            let (status, _) = publish(&mut publisher, "topic=old", "from 1.1");
+            assert_eq!(status, 202);
+            published = true;
+        }
+        let mut buf = [0u8; 4096];
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("closed: {:?}", String::from_utf8_lossy(&got)),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(
+        !text.contains("transfer-encoding"),
+        "an HTTP/1.0 body is close-delimited: {text}"
+    );
+}
+
+#[test]
 fn close_notify_from_a_subscriber_closes_it_as_peer() {
     let pki = Pki::new("notify");
     let server = start(&pki, &["--plain-listen", "127.0.0.1:0"]);

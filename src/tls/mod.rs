@@ -89,7 +89,8 @@ impl std::fmt::Debug for Acceptor {
     }
 }
 
-/// TLS 1.3 and 1.2 with rustls's default suites (AEADs only), ALPN `http/1.1`, and the
+/// TLS 1.3 and 1.2 with rustls's default suites (AEADs only), ALPN `http/1.1` (and
+/// `http/1.0`), and the
 /// secrets extractable, since the connection is reduced to its keys after the handshake.
 fn server_config(
     files: &Files,
@@ -111,7 +112,9 @@ fn server_config(
                 files.key.display()
             )
         })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/1.0 clients that send ALPN offer only `http/1.0` (curl --http1.0 does): with
+    // `http/1.1` alone rustls refused their handshakes.
+    config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     config.enable_secret_extraction = true;
     config.session_storage = sessions;
     config.ticketer = tickets;
