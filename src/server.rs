@@ -137,6 +137,11 @@ impl Server {
             threads.push(thread);
         }
         let driver = if uring { "io_uring" } else { "epoll" };
+        // Logged before the start line, so that whoever waits for that line (tests, the
+        // bench scripts) finds this one already there.
+        if let Some(addr) = plain_addr {
+            log::info!(plain_listen:% = addr; "plaintext listener next to the TLS one");
+        }
         let scheme = if shared.tls.is_some() {
             "https"
         } else {
@@ -148,9 +153,6 @@ impl Server {
             max_connections = max_connections, nofile = nofile;
             "ringcast started"
         );
-        if let Some(addr) = plain_addr {
-            log::info!(plain_listen:% = addr; "plaintext listener next to the TLS one");
-        }
         Ok(Server {
             shared,
             local_addr,
