@@ -478,3 +478,29 @@ fn mutated_handshakes_and_records_never_panic_the_server_or_hang_a_connection() 
         metric(&server, "ringcast_connections") <= 2
     });
 }
+
+#[test]
+fn the_epoll_driver_seals_opens_and_updates_keys_too() {
+    let pki = Pki::new("epoll");
+    let server = start(
+        &pki,
+        &["--driver", "legacy", "--plain-listen", "127.0.0.1:0"],
+    );
+    assert!(server.log().contains("driver=epoll"), "{}", server.log());
+    let mut sse = subscribe(&pki, &server, "topic=e", &[]);
+    let mut publisher = pki.connect(server.addr, &pki.client());
+    let big = "y".repeat(40 << 10);
+    for (round, body) in ["small", big.as_str()].into_iter().enumerate() {
+        sse.stream.conn.refresh_traffic_keys().expect("TLS 1.3");
+        sse.stream.flush().unwrap();
+        let (status, answer) = publish(&mut publisher, "topic=e", body);
+        assert_eq!(status, 202, "round {round}: {answer}");
+        assert_eq!(sse.next().data, body, "round {round}");
+    }
+    sse.stream.conn.send_close_notify();
+    sse.stream.flush().unwrap();
+    eventually("the subscriber closed", || {
+        metric(&server, "ringcast_subscribers") == 0
+    });
+    assert_eq!(closes(&server, "tls"), 0);
+}
