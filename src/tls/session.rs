@@ -122,12 +122,17 @@ impl Session {
     /// The kernel took `n` of the sealed bytes; whether anything is left to write (the
     /// rest of them, or a KeyUpdate due). The bytes let go of their buffer once all are
     /// written.
+    ///
+    /// What is left moves to an allocation of its own: a slice of the worker's scratch
+    /// would keep the whole scratch buffer (256 KiB) alive for as long as this reader
+    /// takes, and a thousand readers that stopped would hold a thousand of them.
     pub fn wrote(&mut self, n: usize) -> bool {
         use bytes::Buf;
         self.sealed.advance(n.min(self.sealed.len()));
-        if self.sealed.is_empty() {
-            self.sealed = Bytes::new();
-        }
+        self.sealed = match self.sealed.is_empty() {
+            true => Bytes::new(),
+            false => Bytes::copy_from_slice(&self.sealed),
+        };
         self.wants_write()
     }
 
