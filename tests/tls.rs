@@ -504,3 +504,29 @@ fn the_epoll_driver_seals_opens_and_updates_keys_too() {
     });
     assert_eq!(closes(&server, "tls"), 0);
 }
+
+#[test]
+fn a_returning_client_resumes_with_its_ticket_even_after_a_reload() {
+    use rustls::HandshakeKind;
+    let pki = Pki::new("resume-ticket");
+    let server = start(&pki, &[]);
+    let config = pki.client();
+    let mut first = pki.connect(server.addr, &config);
+    assert_eq!(first.conn.handshake_kind(), Some(HandshakeKind::Full));
+    // The ticket comes after the handshake: an exchange reads it.
+    let (status, _) = exchange(&mut first, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(status, 200);
+    let second = pki.connect(server.addr, &config);
+    assert_eq!(second.conn.handshake_kind(), Some(HandshakeKind::Resumed));
+    // The ticket keys outlive a certificate reload.
+    let mut third = pki.connect(server.addr, &config);
+    let (status, _) = exchange(&mut third, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(status, 200);
+    pki.issue();
+    server.signal(libc::SIGHUP);
+    eventually("the reload", || {
+        server.log().contains("TLS certificate reloaded")
+    });
+    let fourth = pki.connect(server.addr, &config);
+    assert_eq!(fourth.conn.handshake_kind(), Some(HandshakeKind::Resumed));
+}
