@@ -527,6 +527,13 @@ fn a_returning_client_resumes_with_its_ticket_even_after_a_reload() {
     eventually("the reload", || {
         server.log().contains("TLS certificate reloaded")
     });
-    let fourth = pki.connect(server.addr, &config);
+    let mut fourth = pki.connect(server.addr, &config);
     assert_eq!(fourth.conn.handshake_kind(), Some(HandshakeKind::Resumed));
+    // A resumed session updates its keys like a full one (its secrets are captured the
+    // same way).
+    fourth.conn.refresh_traffic_keys().expect("TLS 1.3");
+    let (status, _) = exchange(&mut fourth, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(status, 200);
+    let (status, _) = exchange(&mut fourth, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(status, 200);
 }

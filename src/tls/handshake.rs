@@ -13,6 +13,7 @@ use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError};
 use rustls::ServerConfig;
 
+use super::secret;
 use super::session::Session;
 use crate::sys;
 
@@ -50,8 +51,13 @@ pub async fn accept(stream: &mut TcpStream, config: Arc<ServerConfig>) -> Result
     let mut queued = 0;
     let mut data = Vec::new();
     let mut received = 0;
+    let (mut ours, mut theirs) = (None, None);
     loop {
         let status = conn.process_tls_records(&mut incoming);
+        // Before any await: the secrets rustls logged in that call are this connection's.
+        let (server, client) = secret::take_logged();
+        ours = server.or(ours);
+        theirs = client.or(theirs);
         let mut discard = status.discard;
         let state = match status.state {
             Ok(state) => state,
@@ -104,10 +110,15 @@ pub async fn accept(stream: &mut TcpStream, config: Arc<ServerConfig>) -> Result
         }
         incoming.drain(..discard);
         if done {
-            let (secrets, kernel) = conn
+            let protocol = conn.protocol_version();
+            // The kernel connection (rustls's key-update state) is dropped at once: the
+            // session makes its next keys itself (`tls::secret`).
+            let (secrets, _) = conn
                 .dangerous_into_kernel_connection()
                 .map_err(Failed::Refused)?;
-            let session = Session::new(secrets, kernel).map_err(|e| {
+            let traffic = ours.take().zip(theirs.take());
+            let protocol = protocol.ok_or(Failed::Refused(rustls::Error::HandshakeNotComplete))?;
+            let session = Session::new(protocol, secrets, traffic).map_err(|e| {
                 Failed::Refused(rustls::Error::General(format!(
                     "after the handshake: {e:?}"
                 )))

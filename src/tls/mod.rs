@@ -6,6 +6,7 @@
 //! - [`handshake`]: rustls's unbuffered server connection, driven over the socket.
 //! - [`session`]: a connection's record state after the handshake.
 //! - [`record`]: sealing and opening records.
+//! - [`secret`]: TLS 1.3 traffic secrets, and the next keys at a KeyUpdate.
 //!
 //! The crypto provider is rustls's default, aws-lc-rs: it offers the post-quantum hybrid
 //! key exchange X25519MLKEM768 that current browsers send first (rustls deprecated its
@@ -16,6 +17,7 @@
 
 pub mod handshake;
 pub mod record;
+pub mod secret;
 pub mod session;
 
 use std::path::{Path, PathBuf};
@@ -116,6 +118,7 @@ fn server_config(
     // `http/1.1` alone rustls refused their handshakes.
     config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     config.enable_secret_extraction = true;
+    config.key_log = Arc::new(secret::Capture);
     config.session_storage = sessions;
     config.ticketer = tickets;
     // One ticket is enough for one reconnect; rustls's default sends two.

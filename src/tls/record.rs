@@ -95,7 +95,19 @@ impl Keys {
         Some(keys)
     }
 
-    fn key_len(&self) -> usize {
+    /// The same AEAD with a new key and IV, from sequence number 0 (a KeyUpdate).
+    pub(super) fn renewed(&self, key: &[u8], iv: [u8; 12]) -> Keys {
+        let mut keys = Keys {
+            cipher: self.cipher,
+            key: [0; 32],
+            iv,
+            seq: 0,
+        };
+        keys.key[..key.len()].copy_from_slice(key);
+        keys
+    }
+
+    pub(super) fn key_len(&self) -> usize {
         match self.cipher {
             Cipher::Aes128Gcm => 16,
             Cipher::Aes256Gcm | Cipher::Chacha20Poly1305 => 32,

@@ -1,16 +1,16 @@
 //! A TLS connection after its handshake, reduced to what sealing and opening its
-//! records needs: the traffic keys and sequence numbers of each direction, and rustls's
-//! [`KernelConnection`], which computes new secrets when either side updates its keys.
-//! rustls's own connection object, with its buffers, is dropped at the end of the
-//! handshake; an idle subscriber holds only this (see [`Session`]'s fields).
+//! records needs: the traffic keys and sequence numbers of each direction, and (TLS 1.3)
+//! the traffic secrets that make the next keys when either side updates its keys
+//! ([`super::secret`]). Nothing of rustls is kept: its connection object, with its
+//! buffers and its key-update state, is dropped at the end of the handshake; an idle
+//! subscriber holds only this (see [`Session`]'s fields).
 
 use bytes::{Bytes, BytesMut};
-use rustls::kernel::KernelConnection;
-use rustls::server::ServerConnectionData;
 use rustls::{ExtractedSecrets, ProtocolVersion};
 use smallvec::SmallVec;
 
 use super::record::{self, content, Keys, RecordError, Sink, Version, MAX_PLAINTEXT, OVERHEAD};
+pub use super::secret::TrafficSecret;
 use crate::stream::out::Out;
 
 /// Plaintext sealed for one write at most: enough that a subscriber catching up sends
@@ -62,12 +62,10 @@ pub struct Heard {
 
 /// A streaming or request-phase TLS connection's record state.
 ///
-/// An idle subscriber's session is 736 bytes, boxed: `tx` and `rx` (56 bytes each), an
-/// empty `partial` and an empty `sealed` (no allocation), three flags, and the
-/// `KernelConnection` (560 bytes inline, most of it rustls's QUIC state and certificate
-/// slot, which a connection over TCP never uses, plus its key schedule on the heap).
-/// Measured, an idle TLS subscriber costs about 1.2 KB of RSS more than a plaintext one
-/// (BENCHMARKS.md).
+/// An idle subscriber's session is 272 bytes, boxed: `tx` and `rx` (56 bytes each), the
+/// TLS 1.3 traffic secret of each direction (49 bytes each; they make the next keys at a
+/// KeyUpdate), an empty `partial` and an empty `sealed` (no allocation), and three flags.
+/// Nothing of rustls is kept.
 pub struct Session {
     version: Version,
     /// Sends a KeyUpdate before the next record: the peer asked for one, or `tx` neared
@@ -77,7 +75,10 @@ pub struct Session {
     notified: bool,
     tx: Keys,
     rx: Keys,
-    kernel: KernelConnection<ServerConnectionData>,
+    /// TLS 1.3: the secrets `tx` and `rx` came from (unused on TLS 1.2, which cannot
+    /// change its keys).
+    tx_secret: TrafficSecret,
+    rx_secret: TrafficSecret,
     /// The start of a record the peer has sent only in part (a subscriber sends nothing
     /// but alerts and key updates, so this is nearly always empty and unallocated).
     pub partial: Vec<u8>,
@@ -87,13 +88,21 @@ pub struct Session {
 }
 
 impl Session {
+    /// From what rustls extracted at the end of the handshake, and (TLS 1.3) the traffic
+    /// secrets it logged on the way, the server's first.
     pub fn new(
+        protocol: ProtocolVersion,
         secrets: ExtractedSecrets,
-        kernel: KernelConnection<ServerConnectionData>,
+        traffic: Option<(TrafficSecret, TrafficSecret)>,
     ) -> Result<Session, TlsError> {
-        let version = match kernel.protocol_version() {
+        let version = match protocol {
             ProtocolVersion::TLSv1_3 => Version::Tls13,
             _ => Version::Tls12,
+        };
+        let (tx_secret, rx_secret) = match (version, traffic) {
+            (Version::Tls13, Some(pair)) => pair,
+            (Version::Tls13, None) => return Err(TlsError::Keys),
+            (Version::Tls12, _) => (TrafficSecret::default(), TrafficSecret::default()),
         };
         let (tx_seq, tx) = secrets.tx;
         let (rx_seq, rx) = secrets.rx;
@@ -103,7 +112,8 @@ impl Session {
             notified: false,
             tx: Keys::new(tx_seq, &tx).ok_or(TlsError::Keys)?,
             rx: Keys::new(rx_seq, &rx).ok_or(TlsError::Keys)?,
-            kernel,
+            tx_secret,
+            rx_secret,
             partial: Vec::new(),
             sealed: Bytes::new(),
         })
@@ -191,8 +201,7 @@ impl Session {
             if typ != KEY_UPDATE || len != 1 || rest.is_empty() {
                 return Err(TlsError::Unexpected);
             }
-            let (_, secrets) = self.kernel.update_rx_secret().map_err(|_| TlsError::Keys)?;
-            self.rx = Keys::new(0, &secrets).ok_or(TlsError::Keys)?;
+            self.rx = self.rx_secret.next(&self.rx).ok_or(TlsError::Keys)?;
             match rest[0] {
                 0 => {}
                 1 => self.update_tx = true,
@@ -216,8 +225,7 @@ impl Session {
         let message = [KEY_UPDATE, 0, 0, 1, 0];
         self.tx
             .seal(self.version, content::HANDSHAKE, [&message[..]], out);
-        let (_, secrets) = self.kernel.update_tx_secret().map_err(|_| TlsError::Keys)?;
-        self.tx = Keys::new(0, &secrets).ok_or(TlsError::Keys)?;
+        self.tx = self.tx_secret.next(&self.tx).ok_or(TlsError::Keys)?;
         self.update_tx = false;
         Ok(())
     }
@@ -316,6 +324,6 @@ pub(crate) mod tests {
     #[test]
     fn an_idle_session_stays_small() {
         let size = std::mem::size_of::<Session>();
-        assert!(size <= 768, "Session grew to {size} bytes");
+        assert!(size <= 288, "Session grew to {size} bytes");
     }
 }
