@@ -13,6 +13,8 @@
 //! - [`delivery`]: the fan-out into those queues and the per-subscriber bound.
 //! - `dirty`: the connections waiting for their next write, in two lanes.
 //! - [`readers`]: the connections waiting for a request, which can end a long flush.
+//! - `sealed`: TLS subscribers: frames sealed at write time, records opened at the
+//!   close-watch.
 
 pub mod delivery;
 mod dirty;
@@ -21,6 +23,7 @@ pub mod out;
 pub mod plane;
 pub mod readers;
 pub mod ring;
+mod sealed;
 
 use std::time::Instant;
 
@@ -36,6 +39,7 @@ use crate::sys::{self, Readable};
 use crate::tls::session::Session;
 use dirty::Lane;
 pub use dirty::{Dirty, DirtyList};
+use sealed::SEAL_FAILED;
 
 /// Bytes a streaming subscriber may send us (it should send nothing) before it is closed.
 const MAX_DISCARD: usize = 64 << 10;
@@ -50,14 +54,6 @@ pub const REAP_BUDGET: usize = 1024;
 /// of wall time, and new connections waited that long. Steady fan-out never reaches it.
 pub const REAP_TIME: std::time::Duration = std::time::Duration::from_millis(1);
 pub const REAP_CHECK: usize = 16;
-
-/// What a TLS subscriber's watch reads at once, at most: its records are alerts and key
-/// updates, a few dozen bytes (more is chatter, limited by [`MAX_DISCARD`]).
-const TLS_READ: usize = 16 << 10;
-/// The completion result that stands for a TLS session that cannot seal (its keys are
-/// spent, or rustls refused the next ones): the write "fails", and the connection closes
-/// with reason `tls`.
-const SEAL_FAILED: i32 = -libc::EPROTO;
 
 /// What a bulk write is taken to cost before one was measured.
 const INITIAL_WRITE_NS: u64 = 10_000;
@@ -138,12 +134,6 @@ impl Writes {
             scratch: BytesMut::new(),
             heard: Vec::new(),
         }
-    }
-
-    /// Takes over a TLS subscriber's session; its frames are sealed from now on.
-    pub fn adopt(&mut self, conn: &mut Conn, key: u32, session: Box<Session>) {
-        conn.set(flags::TLS);
-        self.tls.insert(key, session);
     }
 
     pub fn dirty(&mut self) -> &mut DirtyList {
@@ -271,21 +261,8 @@ impl Writes {
         }
         let token = Token { key, gen: conn.gen };
         if conn.has(flags::TLS) {
-            let Some(session) = self.tls.get_mut(&key) else {
+            if !self.start_sealed(conn, token) {
                 return false;
-            };
-            let last = conn.phase() == Phase::Draining;
-            match session.seal_queued(&mut conn.out, last, &mut self.scratch) {
-                Ok(()) if session.sealed.is_empty() => return false,
-                Ok(()) => self.plane.send(token, conn.fd, &session.sealed),
-                Err(e) => {
-                    log::debug!(key = key, error:? = e; "a TLS subscriber cannot seal");
-                    self.completions.push(Completion {
-                        token,
-                        op: Op::Write,
-                        res: SEAL_FAILED,
-                    });
-                }
             }
         } else {
             if conn.out.is_empty() {
@@ -366,10 +343,7 @@ impl Writes {
         }
         stats.bytes.add(res as u64);
         let more = match conn.has(flags::TLS) {
-            true => self
-                .tls
-                .get_mut(&key)
-                .is_some_and(|s| s.wrote(res as usize)),
+            true => self.wrote_sealed(key, res as usize),
             false => {
                 conn.out.consume(res as usize);
                 false
@@ -415,46 +389,6 @@ impl Writes {
         }
         self.watch(conn, key);
         Settled::Nothing
-    }
-
-    /// Reads and opens what a TLS subscriber sent: a close_notify or end of stream closes
-    /// it (`peer`), a key update is applied (and answered, when asked for, by its next
-    /// write, started now), a record that does not open closes it (`tls`). Returns the
-    /// application data bytes it sent, which count as chatter.
-    fn hear(&mut self, conn: &mut Conn, key: u32) -> Result<usize, CloseReason> {
-        let Some(session) = self.tls.get_mut(&key) else {
-            return Err(CloseReason::Error);
-        };
-        let mut raw = std::mem::take(&mut session.partial);
-        let mut ended = false;
-        while raw.len() < TLS_READ {
-            raw.reserve(TLS_READ - raw.len());
-            match sys::recv_now(conn.fd, &mut raw) {
-                Some(0) => {
-                    ended = true;
-                    break;
-                }
-                Some(_) => {}
-                None => break,
-            }
-        }
-        self.heard.clear();
-        let heard = session.receive(&mut raw, &mut self.heard).map_err(|e| {
-            log::debug!(key = key, error:? = e; "a TLS subscriber sent what does not open");
-            CloseReason::Tls
-        })?;
-        // An idle subscriber holds no buffer.
-        session.partial = match raw.is_empty() {
-            true => Vec::new(),
-            false => raw,
-        };
-        if heard.closed || ended {
-            return Err(CloseReason::Peer);
-        }
-        if session.wants_write() && conn.flags & (flags::WRITING | flags::BLOCKED) == 0 {
-            self.dirty.mark_prompt(conn, key);
-        }
-        Ok(heard.data)
     }
 
     /// Whether the kernel may still read `conn`'s frames or report on its token (on the

@@ -81,10 +81,10 @@ pub struct Session {
     rx_secret: TrafficSecret,
     /// The start of a record the peer has sent only in part (a subscriber sends nothing
     /// but alerts and key updates, so this is nearly always empty and unallocated).
-    pub partial: Vec<u8>,
+    partial: Vec<u8>,
     /// Sealed bytes being written; what the kernel has not yet taken of them is sent
     /// before anything else is sealed. Empty (no allocation) between writes.
-    pub sealed: Bytes,
+    sealed: Bytes,
 }
 
 impl Session {
@@ -119,8 +119,28 @@ impl Session {
         })
     }
 
-    pub fn version(&self) -> Version {
-        self.version
+    /// The sealed bytes the next write sends (empty: nothing to send).
+    pub fn sealed(&self) -> &Bytes {
+        &self.sealed
+    }
+
+    /// Takes the start of a record the peer has sent only in part, to add what arrived
+    /// since and [`Session::receive`] it; give back what is left with
+    /// [`Session::keep_unread`].
+    pub fn take_unread(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.partial)
+    }
+
+    /// Keeps bytes of a record not yet whole, in a buffer of their own size; none at all
+    /// when there are none, so that an idle session holds no buffer.
+    pub fn keep_unread(&mut self, mut raw: Vec<u8>) {
+        self.partial = match raw.is_empty() {
+            true => Vec::new(),
+            false => {
+                raw.shrink_to_fit();
+                raw
+            }
+        };
     }
 
     /// Whether something must be sealed and sent even with no frame queued (a KeyUpdate
@@ -137,12 +157,7 @@ impl Session {
     /// would keep the whole scratch buffer (256 KiB) alive for as long as this reader
     /// takes, and a thousand readers that stopped would hold a thousand of them.
     pub fn wrote(&mut self, n: usize) -> bool {
-        use bytes::Buf;
-        self.sealed.advance(n.min(self.sealed.len()));
-        self.sealed = match self.sealed.is_empty() {
-            true => Bytes::new(),
-            false => Bytes::copy_from_slice(&self.sealed),
-        };
+        self.sealed = unwritten(std::mem::take(&mut self.sealed), n);
         self.wants_write()
     }
 
@@ -315,11 +330,43 @@ impl Session {
     }
 }
 
+/// What is left of `sealed` once `n` of its bytes are written: empty (holding no
+/// buffer) or a copy of its own, never a slice of the scratch buffer it was sealed in.
+fn unwritten(mut sealed: Bytes, n: usize) -> Bytes {
+    use bytes::Buf;
+    sealed.advance(n.min(sealed.len()));
+    match sealed.is_empty() {
+        true => Bytes::new(),
+        false => Bytes::copy_from_slice(&sealed),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     // Sessions come only from real handshakes; tests/tls.rs drives them with a rustls
     // client. Here: the size an idle subscriber pays.
     use super::*;
+
+    #[test]
+    fn what_a_partial_write_leaves_owns_its_bytes_and_a_whole_write_leaves_nothing() {
+        let mut scratch = BytesMut::with_capacity(1 << 10);
+        scratch.extend_from_slice(&[7u8; 300]);
+        let sealed = scratch.split().freeze();
+        let range = sealed.as_ptr_range();
+        let rest = unwritten(sealed.clone(), 100);
+        assert_eq!(&rest[..], &[7u8; 200][..]);
+        assert!(
+            !range.contains(&rest.as_ptr()),
+            "the rest still points into the scratch buffer"
+        );
+        let none = unwritten(sealed, 300);
+        assert!(none.is_empty());
+        assert_eq!(
+            none.as_ptr(),
+            Bytes::new().as_ptr(),
+            "an empty rest holds no buffer"
+        );
+    }
 
     #[test]
     fn an_idle_session_stays_small() {

@@ -25,12 +25,11 @@ use crate::http::parse;
 use crate::http::response::{self, Response};
 use crate::shared::Shared;
 use crate::sys;
-use crate::tls::handshake::{self as tls_handshake, Failed};
-use crate::tls::record::MAX_RECORD;
 use crate::tls::session::Session;
 use crate::worker::Port;
 
 mod publish;
+mod tls;
 
 /// First read buffer: a browser's EventSource request is about 500 bytes.
 const INITIAL_BUF: usize = 1024;
@@ -110,41 +109,6 @@ pub async fn serve(port: Port, stream: TcpStream, peer: SocketAddr, tls: bool) {
 }
 
 impl Http {
-    /// The TLS handshake, within the handshake timeout.
-    async fn handshake(&mut self) -> Result<(), End> {
-        let Some(acceptor) = self.shared.tls.clone() else {
-            return Err(End::Quiet(CloseReason::Error));
-        };
-        self.port.deadline(self.shared.config.handshake_timeout);
-        match tls_handshake::accept(&mut self.stream, acceptor.config()).await {
-            Ok(done) => {
-                self.port.stats().tls_handshakes.add(1);
-                self.tls = Some(done.session);
-                self.buf = done.data;
-                self.raw = done.raw;
-                Ok(())
-            }
-            Err(Failed::Closed) if self.timed_out() => {
-                Err(End::Quiet(CloseReason::HandshakeTimeout))
-            }
-            Err(Failed::Closed) => Err(End::Quiet(CloseReason::Peer)),
-            Err(Failed::Plaintext) => {
-                let status = 400;
-                let why = "this port speaks TLS: use https://";
-                log::debug!(peer:% = self.peer; "plaintext request on the TLS port");
-                let bytes = response::refusal(status).body(
-                    "text/plain; charset=utf-8",
-                    response::refusal_text(status, why).as_bytes(),
-                );
-                Err(End::Answer(bytes, CloseReason::Plaintext))
-            }
-            Err(Failed::Refused(e)) => {
-                log::debug!(peer:% = self.peer, error:% = e; "TLS handshake refused");
-                Err(End::Quiet(CloseReason::Tls))
-            }
-        }
-    }
-
     /// Answers requests until one ends the connection.
     async fn requests(&mut self) -> End {
         loop {
@@ -242,25 +206,6 @@ impl Http {
         self.stream.write_all(bytes).await.0.map(drop)
     }
 
-    /// `bytes` as this connection sends them: sealed into records on TLS.
-    fn sealed(&mut self, bytes: Vec<u8>) -> std::io::Result<Vec<u8>> {
-        let Some(session) = &mut self.tls else {
-            return Ok(bytes);
-        };
-        let mut records = Vec::new();
-        session
-            .seal(&bytes, &mut records)
-            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-        Ok(records)
-    }
-
-    /// Writes `bytes` (sealed on TLS), waiting as long as it takes: an interim answer
-    /// within a request's own deadline.
-    async fn send_all(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
-        let bytes = self.sealed(bytes)?;
-        self.stream.write_all(bytes).await.0.map(drop)
-    }
-
     /// Reads until the buffer holds a whole head; returns its length.
     async fn read_head(&mut self) -> Result<usize, End> {
         let max = self.shared.config.max_head_bytes;
@@ -319,25 +264,7 @@ impl Http {
             self.buf = buf;
             return res;
         }
-        loop {
-            let session = self.tls.as_mut().expect("checked above");
-            let before = self.buf.len();
-            let heard = session
-                .receive(&mut self.raw, &mut self.buf)
-                .map_err(|e| std::io::Error::new(TLS_ERROR, format!("TLS: {e:?}")))?;
-            if heard.closed {
-                return Ok(0);
-            }
-            if self.buf.len() > before {
-                return Ok(self.buf.len() - before);
-            }
-            let raw = std::mem::take(&mut self.raw);
-            let (res, raw) = self.read_into(raw, 2 * MAX_RECORD, waiting).await;
-            self.raw = raw;
-            if res? == 0 {
-                return Ok(0);
-            }
-        }
+        self.fill_tls(waiting).await
     }
 
     /// Reads more bytes into `buf`, growing it up to `limit`.
@@ -428,12 +355,9 @@ impl Http {
                 self.port.stats().count_status(200);
                 // What the client sent after its request, not yet opened, goes with the
                 // keys (a subscriber may yet send an alert or a key update).
-                let mut raw = self.raw;
+                let raw = self.raw;
                 let tls = self.tls.map(|mut session| {
-                    if !raw.is_empty() {
-                        raw.shrink_to_fit();
-                        session.partial = raw;
-                    }
+                    session.keep_unread(raw);
                     session
                 });
                 let pending = self.port.subscribe(self.stream.into_raw_fd(), &sub, tls);
