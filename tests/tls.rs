@@ -1,56 +1,15 @@
 //! TLS on the listener (`--tls-cert`, `--tls-key`), driven by a rustls client: the exact
 //! stream bytes, publishing, resume, heartbeats, the drain, key updates from the client,
-//! close_notify, every cipher suite in both versions, certificate reloads, and hostile
-//! input (plaintext on the TLS port, truncated, stalled and garbage handshakes, records
-//! that do not open). Nothing may panic the server or leave a connection open.
+//! close_notify, every cipher suite in both versions, HTTP/1.0, the epoll driver,
+//! certificate reloads and ticket resumption. Hostile input is tests/tls_hostile.rs.
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::tls::{exchange, publish, Pki, TlsStream};
-use common::{eventually, Server, Sse, PATIENCE};
-
-fn start(pki: &Pki, extra: &[&str]) -> Server {
-    let mut args: Vec<String> = pki.args();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::start(&args)
-}
-
-fn subscribe(pki: &Pki, server: &Server, query: &str, headers: &[(&str, &str)]) -> Sse<TlsStream> {
-    let stream = pki.connect(server.addr, &pki.client());
-    let mut sse = Sse::over(stream, query, headers);
-    assert_eq!(sse.status(), 200);
-    sse
-}
-
-/// The `--plain-listen` address, from the server's log.
-fn plain_addr(server: &Server) -> SocketAddr {
-    let log = server.log();
-    log.split_whitespace()
-        .find_map(|f| f.strip_prefix("plain_listen="))
-        .unwrap_or_else(|| panic!("no plain_listen in the log: {log}"))
-        .parse()
-        .expect("an address")
-}
-
-fn closes(server: &Server, reason: &str) -> u64 {
-    let plain = plain_addr(server);
-    let (status, text) = common::get(plain, "/metrics");
-    assert_eq!(status, 200);
-    let key = format!("ringcast_closes_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .map_or(0, |v| v.trim().parse().unwrap())
-}
-
-/// A metric summed over workers, read over the plaintext listener.
-fn metric(server: &Server, name: &str) -> u64 {
-    common::metric_at(plain_addr(server), name)
-}
+use common::tls::{closes, exchange, metric, plain_addr, publish, start, subscribe, Pki};
+use common::{eventually, Sse, PATIENCE};
 
 #[test]
 fn a_tls_stream_carries_exactly_the_bytes_of_a_plaintext_one() {
@@ -173,16 +132,8 @@ fn an_http10_client_offering_alpn_http10_gets_its_close_delimited_stream() {
             assert_eq!(status, 202);
             published = true;
         }
-        let mut buf = [0u8; 4096];
-        match stream.read(&mut buf) {
-            Ok(0) => panic!("closed: {:?}", String::from_utf8_lossy(&got)),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("{e}"),
+        if common::read_once(&mut stream, &mut got).unwrap() == Some(0) {
+            panic!("closed: {:?}", String::from_utf8_lossy(&got));
         }
     }
     let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
@@ -292,191 +243,6 @@ fn a_bad_certificate_file_stops_the_start_and_names_the_file() {
         stderr.contains(&pki.key.display().to_string()) && stderr.contains("--tls-key"),
         "{stderr}"
     );
-}
-
-/// The first bytes a rustls client sends: its ClientHello record.
-fn client_hello(pki: &Pki) -> Vec<u8> {
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut conn = rustls::ClientConnection::new(pki.client(), name).unwrap();
-    let mut hello = Vec::new();
-    conn.write_tls(&mut hello).unwrap();
-    hello
-}
-
-/// Reads until the server closes; fails the test if it does not within PATIENCE.
-fn closed_by_server(mut sock: TcpStream) -> Vec<u8> {
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let (mut got, deadline) = (Vec::new(), Instant::now() + PATIENCE);
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "the server left the connection open"
-        );
-        let mut buf = [0u8; 4096];
-        match sock.read(&mut buf) {
-            Ok(0) => return got,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return got,
-        }
-    }
-}
-
-#[test]
-fn hostile_input_on_the_tls_port_is_closed_with_a_reason() {
-    let pki = Pki::new("hostile");
-    let server = start(
-        &pki,
-        &[
-            "--plain-listen",
-            "127.0.0.1:0",
-            "--handshake-timeout",
-            "500ms",
-        ],
-    );
-    // Plaintext HTTP: a 400 that says why, then the close.
-    let mut sock = TcpStream::connect(server.addr).unwrap();
-    sock.write_all(b"GET /events?topic=x HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&closed_by_server(sock)).to_string();
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    assert!(answer.contains("TLS"), "{answer}");
-    eventually("plaintext counted", || closes(&server, "plaintext") == 1);
-
-    // A handshake cut short by the client.
-    let hello = client_hello(&pki);
-    let mut sock = TcpStream::connect(server.addr).unwrap();
-    sock.write_all(&hello[..hello.len() / 2]).unwrap();
-    sock.shutdown(std::net::Shutdown::Write).unwrap();
-    closed_by_server(sock);
-
-    // A handshake that stalls halfway: closed at the handshake timeout.
-    let mut sock = TcpStream::connect(server.addr).unwrap();
-    sock.write_all(&hello[..hello.len() / 2]).unwrap();
-    let began = Instant::now();
-    closed_by_server(sock);
-    assert!(
-        began.elapsed() >= Duration::from_millis(400),
-        "closed before the timeout"
-    );
-    eventually("the stalled handshake counted", || {
-        closes(&server, "handshake_timeout") == 1
-    });
-
-    // Garbage that claims to be a handshake record.
-    let mut sock = TcpStream::connect(server.addr).unwrap();
-    let mut garbage = vec![22u8, 3, 1, 0, 64];
-    garbage.extend((0..64u8).map(|i| i.wrapping_mul(37)));
-    sock.write_all(&garbage).unwrap();
-    closed_by_server(sock);
-    eventually("the refused handshake counted", || {
-        closes(&server, "tls") == 1
-    });
-
-    // A subscriber whose records do not open: a forged application-data record.
-    let mut sse = subscribe(&pki, &server, "topic=g", &[]);
-    sse.body();
-    let mut forged = vec![23u8, 3, 3, 0, 40];
-    forged.extend([0x5a; 40]);
-    sse.stream.sock.write_all(&forged).unwrap();
-    eventually("the forged record closed it", || {
-        closes(&server, "tls") == 2
-    });
-    assert!(sse.until_closed(PATIENCE).is_empty());
-
-    // A request-phase connection sending a forged record instead of a request.
-    let mut conn = pki.connect(server.addr, &pki.client());
-    conn.sock.write_all(&forged).unwrap();
-    closed_by_server(conn.sock);
-    eventually("counted", || closes(&server, "tls") == 3);
-
-    // Still serving.
-    let mut publisher = pki.connect(server.addr, &pki.client());
-    let (status, _) = exchange(&mut publisher, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(status, 200);
-    eventually("every hostile connection gone", || {
-        metric(&server, "ringcast_connections") <= 2
-    });
-}
-
-/// A small deterministic generator (xorshift), so a failing case can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// Sends `bytes`, half-closes, and waits for the server to close (or to have said its
-/// piece): a server that hangs a connection fails `closed_by_server`.
-fn send_and_wait(addr: SocketAddr, bytes: &[u8]) {
-    let mut sock = TcpStream::connect(addr).unwrap();
-    let _ = sock.write_all(bytes);
-    let _ = sock.shutdown(std::net::Shutdown::Write);
-    closed_by_server(sock);
-}
-
-#[test]
-fn mutated_handshakes_and_records_never_panic_the_server_or_hang_a_connection() {
-    let pki = Pki::new("mutate");
-    let server = start(&pki, &["--plain-listen", "127.0.0.1:0"]);
-    let hello = client_hello(&pki);
-    let mut rng = Rng(0x5eed_1234_abcd_0042);
-    // ClientHellos with a few bytes changed, cut short, or with garbage after them.
-    for _ in 0..150 {
-        let mut bytes = hello.clone();
-        for _ in 0..1 + rng.below(8) {
-            let at = rng.below(bytes.len());
-            bytes[at] = rng.next() as u8;
-        }
-        match rng.below(4) {
-            0 => bytes.truncate(rng.below(bytes.len())),
-            1 => bytes.extend((0..rng.below(200)).map(|_| rng.next() as u8)),
-            _ => {}
-        }
-        send_and_wait(server.addr, &bytes);
-    }
-    // After a real handshake and request: forged, damaged and cut records.
-    for case in 0..40 {
-        let mut conn = pki.connect(server.addr, &pki.client());
-        let request = match case % 2 {
-            0 => "GET /events?topic=m HTTP/1.1\r\nHost: t\r\n\r\n",
-            _ => "POST /publish?topic=m HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc",
-        };
-        conn.write_all(request.as_bytes()).unwrap();
-        conn.flush().unwrap();
-        // A real record, sealed by the client, then damaged on the wire.
-        let mut record = Vec::new();
-        conn.conn.writer().write_all(b"more bytes").unwrap();
-        conn.conn.write_tls(&mut record).unwrap();
-        let at = rng.below(record.len());
-        record[at] ^= 1 << rng.below(8);
-        if rng.below(2) == 0 {
-            record.truncate(rng.below(record.len()));
-        }
-        let _ = conn.sock.write_all(&record);
-        let _ = conn.sock.shutdown(std::net::Shutdown::Write);
-        closed_by_server(conn.sock);
-    }
-    let mut publisher = pki.connect(server.addr, &pki.client());
-    let (status, _) = exchange(&mut publisher, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(status, 200);
-    eventually("every mutated connection gone", || {
-        metric(&server, "ringcast_connections") <= 2
-    });
 }
 
 #[test]

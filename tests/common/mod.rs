@@ -293,6 +293,27 @@ pub fn id_of(body: &str) -> u64 {
         .unwrap_or_else(|_| panic!("no id in {body:?}"))
 }
 
+/// One read into `into`, on a stream whose reads time out: `Some(n)` bytes read (0 at
+/// the end of the stream), `None` when the read timed out first.
+pub fn read_once(stream: &mut impl Read, into: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+    let mut buf = [0u8; 4096];
+    match stream.read(&mut buf) {
+        Ok(n) => {
+            into.extend_from_slice(&buf[..n]);
+            Ok(Some(n))
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Polls `f` until it returns true or PATIENCE runs out.
 pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;

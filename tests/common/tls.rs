@@ -11,6 +11,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
+use super::{Server, Sse};
+
 pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
 /// A CA, and a certificate for `localhost` and 127.0.0.1 that it signed, in a directory
@@ -163,7 +165,6 @@ impl Drop for Pki {
 
 /// One request over a TLS stream, answered with `Content-Length`: the status and body.
 pub fn exchange(stream: &mut TlsStream, request: &[u8]) -> (u16, String) {
-    use std::io::Read;
     stream.write_all(request).unwrap();
     stream.flush().unwrap();
     let mut got = Vec::new();
@@ -184,18 +185,12 @@ pub fn exchange(stream: &mut TlsStream, request: &[u8]) -> (u16, String) {
             "no answer: {:?}",
             String::from_utf8_lossy(&got)
         );
-        let mut buf = [0u8; 4096];
-        match stream.read(&mut buf) {
-            Ok(0) => panic!(
+        match super::read_once(stream, &mut got) {
+            Ok(Some(0)) => panic!(
                 "closed before the answer: {:?}",
                 String::from_utf8_lossy(&got)
             ),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Ok(_) => {}
             Err(e) => panic!("read failed: {e}"),
         }
     }
@@ -208,4 +203,55 @@ pub fn publish(stream: &mut TlsStream, query: &str, body: &str) -> (u16, String)
         body.len()
     );
     exchange(stream, request.as_bytes())
+}
+
+/// Starts `ringcast` with `pki`'s certificate and `extra` flags.
+pub fn start(pki: &Pki, extra: &[&str]) -> Server {
+    let mut args: Vec<String> = pki.args();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(&args)
+}
+
+/// A TLS subscriber of `GET /events?<query>`, its head read (200).
+pub fn subscribe(
+    pki: &Pki,
+    server: &Server,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> Sse<TlsStream> {
+    let stream = pki.connect(server.addr, &pki.client());
+    let mut sse = Sse::over(stream, query, headers);
+    assert_eq!(sse.status(), 200);
+    sse
+}
+
+/// The `--plain-listen` address, from the server's log. It is logged before the start
+/// line that `Server::start` waits for, so it is there as soon as the server is.
+pub fn plain_addr(server: &Server) -> SocketAddr {
+    let log = server.log();
+    let plain = log.find("plain_listen=");
+    let started = log.find("ringcast started");
+    assert!(
+        plain.is_some() && plain < started,
+        "plain_listen= must be logged before the start line: {log}"
+    );
+    log.split_whitespace()
+        .find_map(|f| f.strip_prefix("plain_listen="))
+        .expect("found above")
+        .parse()
+        .expect("an address")
+}
+
+/// A metric summed over workers, read over the plaintext listener.
+pub fn metric(server: &Server, name: &str) -> u64 {
+    super::metric_at(plain_addr(server), name)
+}
+
+/// Connections closed for `reason`.
+pub fn closes(server: &Server, reason: &str) -> u64 {
+    metric(
+        server,
+        &format!("ringcast_closes_total{{reason=\"{reason}\"}}"),
+    )
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::tls::Pki;
-use super::{eventually, metric_at, Client, Server};
+use super::{metric_at, Client, Server};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -60,18 +60,11 @@ impl Served {
         all.extend(["--plain-listen", "127.0.0.1:0"].map(String::from));
         all.extend(args.iter().map(|s| s.to_string()));
         let server = Server::start(&all.iter().map(String::as_str).collect::<Vec<_>>());
-        // Logged just after the TLS listener's line.
-        let mut plain = None;
-        eventually("the plain_listen= line", || {
-            plain = (server.log().split_whitespace())
-                .find_map(|f| f.strip_prefix("plain_listen="))
-                .map(|a| a.parse().expect("plain_listen= address"));
-            plain.is_some()
-        });
+        let plain = super::tls::plain_addr(&server);
         Served {
             server,
             pki: Some(pki),
-            plain: plain.expect("found"),
+            plain,
         }
     }
 
