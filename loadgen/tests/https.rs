@@ -12,7 +12,8 @@ use std::process::Command;
 use serde_json::Value;
 
 use common::{
-    assert_all_connected, assert_complete_delivery, assert_passed, loadgen, u, ONE_AT_A_TIME,
+    assert_all_connected, assert_complete_delivery, assert_passed, assert_probes_answered, loadgen,
+    u, ONE_AT_A_TIME,
 };
 use tls_server::{Ca, TlsServer};
 
@@ -79,15 +80,7 @@ fn fanout_over_https_pipelined_batched_and_probed() {
     let accepted = u(&r, "/publish/events_accepted");
     assert_eq!(u(&r, "/delivery/events_expected"), 20 * accepted);
     assert_eq!(accepted, 5 * u(&r, "/publish/requests_accepted"));
-    for kind in ["healthz", "subscribe", "publish"] {
-        let p = &r["probe"][kind];
-        assert!(u(&r, &format!("/probe/{kind}/n")) > 0, "{kind}: {p:#}");
-        assert_eq!(
-            u(&r, &format!("/probe/{kind}/failures")),
-            0,
-            "{kind}: {p:#}"
-        );
-    }
+    assert_probes_answered(&r);
     assert_tls_reported(&r);
     assert_passed(code, &r);
     assert_eq!(

@@ -155,6 +155,15 @@ pub fn assert_complete_delivery(r: &Value) {
 }
 
 /// The run passed every check and loadgen exited 0.
+/// Every probe kind ran, and none failed.
+pub fn assert_probes_answered(r: &Value) {
+    for kind in ["healthz", "subscribe", "publish"] {
+        let p = &r["probe"][kind];
+        assert!(u(r, &format!("/probe/{kind}/n")) > 0, "{kind}: {p:#}");
+        assert_eq!(u(r, &format!("/probe/{kind}/failures")), 0, "{kind}: {p:#}");
+    }
+}
+
 pub fn assert_passed(code: i32, r: &Value) {
     assert_eq!(
         (code, r["ok"].as_bool()),
