@@ -30,11 +30,14 @@ impl Ring {
     pub fn new(entries: u32) -> io::Result<Ring> {
         let entries = entries.clamp(64, 32768);
         // Completions can outnumber one queue's worth of submissions between reaps (a
-        // burst submits several full queues), so give them twice the room.
+        // burst submits several full queues), so give them twice the room. Completions
+        // that arrive while the worker runs wait for its next system call instead of
+        // interrupting it (COOP_TASKRUN, as monoio's ring: see `server::cooperative_ring`).
         let ring = IoUring::builder()
             .setup_cqsize(entries * 2)
             .setup_submit_all()
             .setup_single_issuer()
+            .setup_coop_taskrun()
             .build(entries)
             .or_else(|_| IoUring::builder().setup_cqsize(entries * 2).build(entries))?;
         Ok(Ring {
