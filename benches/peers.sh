@@ -83,7 +83,7 @@ done
 
 # --- scenarios ---------------------------------------------------------------------
 # name, then loadgen's arguments (full run | quick run). Every publishing scenario but
-# notify-* uses 1 topic (the floor has no topics: every subscriber gets every event).
+# notify-* uses 1 topic.
 SRC_IPS="127.0.0.2-127.0.0.17"
 SCENARIOS=(
     idle-1k connect-19k idle-10k idle-19k
@@ -168,9 +168,7 @@ servers_of() {
         list+=(ringcast-legacy)
     fi
     for s in "${list[@]}"; do
-        # The floor has no topics (every subscriber gets every event), and only ringcast
-        # takes NDJSON batches.
-        [[ "$1" == notify-* && "$s" == floor ]] && continue
+        # Only ringcast takes NDJSON batches.
         [[ "$1" == notify-ndjson && "$s" != ringcast* ]] && continue
         out+=("$s")
     done

@@ -1,13 +1,16 @@
-//! Per-worker fan-out: every frame from the inbox, one `write_all` per subscriber.
+//! Per-worker fan-out: every frame from the inbox, one `write_all` per subscriber of
+//! its topic.
 //!
-//! The worker's drain task owns all its subscriber streams and, for each frame,
-//! issues one write per stream, all in flight at once, then waits for them all.
-//! This was measured against a task per subscriber parked on a per-worker signal
-//! (each woken task writing the frame itself): the same CPU per delivery within the
-//! noise, slightly less in most paired runs, and no task or future held per idle
-//! subscriber, so this one stayed (figures in benches/peers/README.md).
+//! The worker's drain task owns all its subscriber streams. It takes every frame the
+//! inbox holds, groups them by topic (in id order within a topic), and writes each
+//! subscriber its topic's frames one after another, all subscribers at once; then it
+//! waits for them all. This was measured against a task per subscriber parked on a
+//! per-worker signal (each woken task writing the frame itself): the same CPU per
+//! delivery within the noise, slightly less in most paired runs, and no task or future
+//! held per idle subscriber, so this one stayed (figures in benches/peers/README.md).
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -16,56 +19,91 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 
-use crate::Shared;
+use crate::{Frame, Shared};
 
-/// A worker's subscribers: streams whose head has been answered.
+/// A worker's subscribers by topic: streams whose head has been answered.
 #[derive(Default)]
 pub struct Subscribers {
-    /// Taken by the drain task for each round; newcomers land here meanwhile.
-    streams: RefCell<Vec<TcpStream>>,
+    /// Each topic's list is taken by the drain task while it writes to it; newcomers
+    /// land in a fresh list meanwhile.
+    topics: RefCell<HashMap<Bytes, Vec<TcpStream>>>,
 }
 
 impl Subscribers {
-    pub fn add(&self, stream: TcpStream) {
-        self.streams.borrow_mut().push(stream);
+    pub fn add(&self, topic: Bytes, stream: TcpStream) {
+        self.topics
+            .borrow_mut()
+            .entry(topic)
+            .or_default()
+            .push(stream);
     }
 
-    /// One write of `frame` per stream, all in flight at once; drops the streams
-    /// whose write failed (the peer went away).
-    async fn write_round(&self, frame: Bytes) {
-        let mut streams = self.streams.take();
-        let mut writes: FuturesUnordered<_> = streams
+    /// Writes each topic's frames, in order, to each of its subscribers, all
+    /// subscribers at once; drops the streams whose write failed (the peer went away).
+    async fn write_batch(&self, batch: Vec<(Bytes, Vec<Bytes>)>) {
+        let mut taken: Vec<(Bytes, Vec<TcpStream>, Vec<Bytes>)> = {
+            let mut topics = self.topics.borrow_mut();
+            batch
+                .into_iter()
+                .filter_map(|(topic, frames)| {
+                    let streams = std::mem::take(topics.get_mut(&topic)?);
+                    Some((topic, streams, frames))
+                })
+                .collect()
+        };
+        let mut writes: FuturesUnordered<_> = taken
             .iter_mut()
             .enumerate()
-            .map(|(index, stream)| {
-                let frame = frame.clone();
-                async move { (index, stream.write_all(frame).await.0.is_ok()) }
+            .flat_map(|(slot, (_, streams, frames))| {
+                let frames = &*frames;
+                streams
+                    .iter_mut()
+                    .enumerate()
+                    .map(move |(index, stream)| async move {
+                        for frame in frames {
+                            if stream.write_all(frame.clone()).await.0.is_err() {
+                                return Some((slot, index));
+                            }
+                        }
+                        None
+                    })
             })
             .collect();
         let mut failed = Vec::new();
-        while let Some((index, ok)) = writes.next().await {
-            if !ok {
-                failed.push(index);
-            }
+        while let Some(result) = writes.next().await {
+            failed.extend(result);
         }
         drop(writes);
         failed.sort_unstable();
-        for index in failed.into_iter().rev() {
-            streams.swap_remove(index);
+        for &(slot, index) in failed.iter().rev() {
+            taken[slot].1.swap_remove(index);
         }
-        let mut newcomers = self.streams.borrow_mut();
-        streams.append(&mut newcomers);
-        *newcomers = streams;
+        let mut topics = self.topics.borrow_mut();
+        for (topic, mut streams, _) in taken {
+            let list = topics.entry(topic).or_default();
+            streams.append(list);
+            *list = streams;
+        }
     }
 }
 
-/// The worker's drain task: waits for frames and writes each to every subscriber.
+/// The worker's drain task: waits for frames and writes each to every subscriber of
+/// its topic.
 pub async fn drain_inbox(shared: Arc<Shared>, index: usize, subscribers: Rc<Subscribers>) {
     let inbox = &shared.inboxes[index];
     loop {
         inbox.ready().await;
-        while let Some(frame) = inbox.frames.pop() {
-            subscribers.write_round(frame).await;
+        let mut batch: Vec<(Bytes, Vec<Bytes>)> = Vec::new();
+        let mut slots: HashMap<Bytes, usize> = HashMap::new();
+        while let Some(Frame { topic, bytes }) = inbox.frames.pop() {
+            match slots.get(&topic) {
+                Some(&slot) => batch[slot].1.push(bytes),
+                None => {
+                    slots.insert(topic.clone(), batch.len());
+                    batch.push((topic, vec![bytes]));
+                }
+            }
         }
+        subscribers.write_batch(batch).await;
     }
 }

@@ -5,23 +5,26 @@
 //! kernel's own cost:
 //!
 //! ```text
-//!  POST (keep-alive) ─► id + "id: <n>\ndata: <body>\n\n" as one chunk, built once as Bytes
-//!        ─► pushed to every worker's inbox, one wake each
-//!        ─► each worker: one write_all of that Bytes per subscriber, no coalescing
-//!  GET ─► read to the blank line, answer the head + the chunk "retry: 3000\n", then only writes
+//!  POST /publish?topic=T (keep-alive) ─► id + "id: <n>\ndata: <body>\n\n" as one chunk, built once as Bytes
+//!        ─► pushed to the inbox of each worker that holds a subscriber of T, one wake each
+//!        ─► that worker: one write_all of that Bytes per subscriber of T, no coalescing
+//!  GET /events?topic=T ─► read to the blank line, answer the head + the chunk "retry: 3000\n", then only writes
 //! ```
 //!
 //! Thread-per-core on monoio's io_uring driver, one SO_REUSEPORT listener per worker.
-//! Deliberately absent: URL parsing (any `GET` subscribes, any `POST` publishes),
-//! topics, history, heartbeats, multi-line payloads (400), chunked bodies, timeouts,
-//! limits beyond a head and body cap, noticing an idle subscriber's close before a
-//! write to it fails, and graceful shutdown.
+//! A topic is the raw value of `topic=` in the request target (none: the empty topic);
+//! a worker's bit is set in the topic's mask at its first subscriber and never cleared.
+//! Deliberately absent: other URL parsing (any `GET` subscribes, any `POST` publishes),
+//! percent-decoding, history, heartbeats, multi-line payloads (400), chunked bodies,
+//! timeouts, limits beyond a head and body cap, noticing an idle subscriber's close
+//! before a write to it fails, and graceful shutdown.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod fanout;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -62,9 +65,15 @@ struct Args {
     ring_entries: u32,
 }
 
+/// One published event as a worker receives it.
+struct Frame {
+    topic: Bytes,
+    bytes: Bytes,
+}
+
 /// A worker's inbox: frames pushed by any thread, drained by the owning worker.
 struct Inbox {
-    frames: SegQueue<Bytes>,
+    frames: SegQueue<Frame>,
     waker: AtomicWaker,
 }
 
@@ -83,37 +92,62 @@ impl Inbox {
     }
 }
 
+/// What publishers share: the last id and, per topic, a bit for each worker that holds
+/// one of its subscribers. Held while pushing, so every worker sees ids in order.
+#[derive(Default)]
+struct Routes {
+    last_id: u64,
+    watchers: HashMap<Bytes, u64>,
+}
+
 /// State shared by all workers.
 struct Shared {
     /// One inbox per worker, indexed by worker number.
     inboxes: Vec<Inbox>,
-    /// The last id handed out. Held while pushing, so every worker sees ids in order.
-    last_id: Mutex<u64>,
+    routes: Mutex<Routes>,
 }
 
 impl Shared {
-    /// Encodes the event once and hands the same `Bytes` to every worker.
-    fn publish(&self, data: &[u8]) -> u64 {
-        let mut last_id = self.last_id.lock().expect("id lock poisoned");
-        *last_id += 1;
-        let id = *last_id;
-        // One chunk, as ringcast sends it: `<hex size>\r\n` block `\r\n`.
-        let lines = format!("id: {id}\ndata: ");
-        let size = lines.len() + data.len() + 2;
-        let mut frame = Vec::with_capacity(size + 16);
-        frame.extend_from_slice(format!("{size:x}\r\n{lines}").as_bytes());
-        frame.extend_from_slice(data);
-        frame.extend_from_slice(b"\n\n\r\n");
-        let frame = Bytes::from(frame);
-        for inbox in &self.inboxes {
-            inbox.frames.push(frame.clone());
+    /// Encodes the event once and hands the same `Bytes` to every worker watching
+    /// `topic`.
+    fn publish(&self, topic: &[u8], data: &[u8]) -> u64 {
+        let mut routes = self.routes.lock().expect("routes lock poisoned");
+        routes.last_id += 1;
+        let id = routes.last_id;
+        let watchers = routes.watchers.get(topic).copied().unwrap_or(0);
+        if watchers != 0 {
+            // One chunk, as ringcast sends it: `<hex size>\r\n` block `\r\n`.
+            let lines = format!("id: {id}\ndata: ");
+            let size = lines.len() + data.len() + 2;
+            let mut frame = Vec::with_capacity(size + 16);
+            frame.extend_from_slice(format!("{size:x}\r\n{lines}").as_bytes());
+            frame.extend_from_slice(data);
+            frame.extend_from_slice(b"\n\n\r\n");
+            let (topic, frame) = (Bytes::copy_from_slice(topic), Bytes::from(frame));
+            for worker in workers_of(watchers) {
+                self.inboxes[worker].frames.push(Frame {
+                    topic: topic.clone(),
+                    bytes: frame.clone(),
+                });
+            }
         }
-        drop(last_id);
-        for inbox in &self.inboxes {
-            inbox.waker.wake();
+        drop(routes);
+        for worker in workers_of(watchers) {
+            self.inboxes[worker].waker.wake();
         }
         id
     }
+
+    /// Marks `worker` as holding a subscriber of `topic`.
+    fn watch(&self, topic: &Bytes, worker: usize) {
+        let mut routes = self.routes.lock().expect("routes lock poisoned");
+        *routes.watchers.entry(topic.clone()).or_default() |= 1 << worker;
+    }
+}
+
+/// The worker numbers whose bits are set in `mask`.
+fn workers_of(mask: u64) -> impl Iterator<Item = usize> {
+    (0..64).filter(move |w| mask & (1 << w) != 0)
 }
 
 fn main() -> io::Result<()> {
@@ -122,7 +156,7 @@ fn main() -> io::Result<()> {
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+        .clamp(1, 64); // a bit per worker in a topic's mask
 
     // Bind every listener before any worker starts, so port 0 resolves once.
     let first = bind_reuseport(args.listen)?;
@@ -143,7 +177,7 @@ fn main() -> io::Result<()> {
                 waker: AtomicWaker::new(),
             })
             .collect(),
-        last_id: Mutex::new(0),
+        routes: Mutex::default(),
     });
     let threads: Vec<_> = listeners
         .into_iter()
@@ -205,22 +239,29 @@ fn run_worker(
                 }
             };
             let _ = stream.set_nodelay(true);
-            monoio::spawn(serve(stream, shared.clone(), subscribers.clone()));
+            monoio::spawn(serve(stream, index, shared.clone(), subscribers.clone()));
         }
     })
 }
 
 /// Reads the first head, then becomes a subscriber (`GET`) or a publisher (`POST`).
-async fn serve(mut stream: TcpStream, shared: Arc<Shared>, subscribers: Rc<Subscribers>) {
+async fn serve(
+    mut stream: TcpStream,
+    worker: usize,
+    shared: Arc<Shared>,
+    subscribers: Rc<Subscribers>,
+) {
     let buf = Vec::with_capacity(1024);
     let Ok((buf, Some(head_len))) = read_head(&mut stream, buf, 0).await else {
         return;
     };
     if buf.starts_with(b"GET ") {
+        let topic = Bytes::copy_from_slice(topic_of(&buf));
         drop(buf); // an idle subscriber holds no read buffer
         let (res, _) = stream.write_all(SUBSCRIBE_HEAD).await;
         if res.is_ok() {
-            subscribers.add(stream);
+            shared.watch(&topic, worker);
+            subscribers.add(topic, stream);
         }
     } else if buf.starts_with(b"POST ") {
         let _ = publisher(stream, shared, buf, head_len).await;
@@ -253,7 +294,7 @@ async fn publisher(
         if body.iter().any(|&b| b == b'\n' || b == b'\r') {
             return reject(stream).await;
         }
-        let id = shared.publish(body);
+        let id = shared.publish(topic_of(&buf), body);
         let json = format!("{{\"id\":\"{id}\"}}");
         let response = format!(
             "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n\
@@ -309,6 +350,19 @@ async fn read_more(stream: &mut TcpStream, mut buf: Vec<u8>) -> (io::Result<usiz
     let len = buf.len();
     let (res, slice) = stream.read(buf.slice_mut(len..)).await;
     (res, slice.into_inner())
+}
+
+/// The raw value of `topic=` in the request target of `head` (empty when absent).
+fn topic_of(head: &[u8]) -> &[u8] {
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let target = line.split(|&b| b == b' ').nth(1).unwrap_or_default();
+    let Some(query) = target.splitn(2, |&b| b == b'?').nth(1) else {
+        return &[];
+    };
+    query
+        .split(|&b| b == b'&')
+        .find_map(|pair| pair.strip_prefix(b"topic="))
+        .unwrap_or_default()
 }
 
 /// The Content-Length of a request head (0 when absent), or `None` when malformed
