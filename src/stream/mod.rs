@@ -44,16 +44,32 @@ use sealed::SEAL_FAILED;
 /// Bytes a streaming subscriber may send us (it should send nothing) before it is closed.
 const MAX_DISCARD: usize = 64 << 10;
 
-/// Completions one turn collects at most; what it does not act on waits, in order.
-pub const REAP_BUDGET: usize = 1024;
-/// How long one turn acts on completions. A write's completion costs about 0.3 µs, a
-/// peer close 12-30 µs (measured on this 2-core machine under fan-out: two system calls
-/// on a socket whose kernel queue is full, the frames it held, the hub's bookkeeping),
-/// so the budget is time, checked every [`REAP_CHECK`] completions. Unbounded, the turn
-/// after 9,500 subscribers of one worker hung up together took 40 ms of CPU and 110 ms
-/// of wall time, and new connections waited that long. Steady fan-out never reaches it.
+/// How long one turn acts on peer closes (writes' completions are all acted on at once,
+/// see `Worker::reap`). A write's completion costs about 0.3 µs, a peer close 12-30 µs
+/// (measured on this 2-core machine under fan-out: two system calls on a socket whose
+/// kernel queue is full, the frames it held, the hub's bookkeeping), so the budget is
+/// time, checked every [`REAP_CHECK`] closes. Unbounded, the turn after 9,500
+/// subscribers of one worker hung up together took 40 ms of CPU and 110 ms of wall time,
+/// and new connections waited that long. Steady fan-out never reaches it.
 pub const REAP_TIME: std::time::Duration = std::time::Duration::from_millis(1);
 pub const REAP_CHECK: usize = 16;
+
+/// Hands every completion but the peer closes to `act`, in order, and leaves only the
+/// closes in `done`, in order: writes are cheap and are never kept waiting behind closes
+/// (see `Worker::reap`).
+pub fn writes_first(done: &mut Vec<Completion>, mut act: impl FnMut(&Completion)) {
+    let mut closes = 0;
+    for i in 0..done.len() {
+        let c = done[i];
+        if c.op == Op::Watch {
+            done[closes] = c;
+            closes += 1;
+        } else {
+            act(&c);
+        }
+    }
+    done.truncate(closes);
+}
 
 /// What a bulk write is taken to cost before one was measured.
 const INITIAL_WRITE_NS: u64 = 10_000;
@@ -280,13 +296,10 @@ impl Writes {
     }
 
     /// The completions to act on this turn, oldest first: those left from the last turn,
-    /// and what the kernel finished since, up to [`REAP_BUDGET`]. Give the buffer back
-    /// with [`Writes::keep`].
+    /// and all the kernel finished since. Give the buffer back with [`Writes::keep`].
     pub fn collect(&mut self) -> Vec<Completion> {
         let mut done = std::mem::take(&mut self.completions);
-        if done.len() < REAP_BUDGET {
-            self.plane.complete(&mut done);
-        }
+        self.plane.complete(&mut done);
         done
     }
 

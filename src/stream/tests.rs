@@ -125,3 +125,25 @@ fn connections_are_never_listed_as_waiting_on_the_epoll_plane() {
     assert!(start.elapsed() > GROUP_TIME, "the flush was long");
     assert!(!readers.busy());
 }
+
+#[test]
+fn every_write_is_acted_on_before_any_close_and_closes_keep_their_order() {
+    let c = |key: u32, op: Op| Completion {
+        token: Token { key, gen: 0 },
+        op,
+        res: 0,
+    };
+    let mut done = vec![
+        c(1, Op::Watch),
+        c(2, Op::Write),
+        c(3, Op::Watch),
+        c(4, Op::Writable),
+        c(5, Op::Write),
+        c(6, Op::Watch),
+    ];
+    let mut acted = Vec::new();
+    writes_first(&mut done, |c| acted.push(c.token.key));
+    assert_eq!(acted, [2, 4, 5]);
+    let closes: Vec<u32> = done.iter().map(|c| c.token.key).collect();
+    assert_eq!(closes, [1, 3, 6]);
+}
