@@ -44,31 +44,33 @@ use sealed::SEAL_FAILED;
 /// Bytes a streaming subscriber may send us (it should send nothing) before it is closed.
 const MAX_DISCARD: usize = 64 << 10;
 
-/// How long one turn acts on peer closes (writes' completions are all acted on at once,
-/// see `Worker::reap`). A write's completion costs about 0.3 µs, a peer close 12-30 µs
-/// (measured on this 2-core machine under fan-out: two system calls on a socket whose
-/// kernel queue is full, the frames it held, the hub's bookkeeping), so the budget is
-/// time, checked every [`REAP_CHECK`] closes. Unbounded, the turn after 9,500
-/// subscribers of one worker hung up together took 40 ms of CPU and 110 ms of wall time,
-/// and new connections waited that long. Steady fan-out never reaches it.
+/// How long one turn acts on write completions, and again on peer closes: each kind
+/// has its own budget (see `Worker::reap`). A write's completion costs about 0.3 µs, a
+/// peer close 12-30 µs (measured on this 2-core machine under fan-out: two system calls
+/// on a socket whose kernel queue is full, the frames it held, the hub's bookkeeping),
+/// so the budget is time, checked every [`REAP_CHECK`] completions. Unbounded, the turn
+/// after 9,500 subscribers of one worker hung up together took 40 ms of CPU and 110 ms
+/// of wall time, and new connections waited that long.
 pub const REAP_TIME: std::time::Duration = std::time::Duration::from_millis(1);
 pub const REAP_CHECK: usize = 16;
 
-/// Hands every completion but the peer closes to `act`, in order, and leaves only the
-/// closes in `done`, in order: writes are cheap and are never kept waiting behind closes
-/// (see `Worker::reap`).
-pub fn writes_first(done: &mut Vec<Completion>, mut act: impl FnMut(&Completion)) {
-    let mut closes = 0;
-    for i in 0..done.len() {
-        let c = done[i];
+/// Completions one turn collects at most while its writes' backlog is this long; what it
+/// does not act on waits, in order.
+pub const REAP_BUDGET: usize = 1024;
+
+/// Moves the peer closes (`Op::Watch`) of `from` to the end of `closes`, both in order.
+pub fn split_closes(from: &mut Vec<Completion>, closes: &mut Vec<Completion>) {
+    let mut kept = 0;
+    for i in 0..from.len() {
+        let c = from[i];
         if c.op == Op::Watch {
-            done[closes] = c;
-            closes += 1;
+            closes.push(c);
         } else {
-            act(&c);
+            from[kept] = c;
+            kept += 1;
         }
     }
-    done.truncate(closes);
+    from.truncate(kept);
 }
 
 /// What a bulk write is taken to cost before one was measured.
@@ -120,8 +122,11 @@ pub struct Writes {
     plane: Plane,
     dirty: DirtyList,
     writing: usize,
-    /// Collected past a turn's reap budget, oldest first; the buffer is reused.
+    /// Write completions collected past a turn's reap budget, oldest first; the buffer
+    /// is reused.
     completions: Vec<Completion>,
+    /// The same for peer closes, which have a budget of their own.
+    closes: Vec<Completion>,
     /// Bytes each subscriber that sent anything has sent (it should send nothing).
     chatter: FxHashMap<u32, usize>,
     /// How long a bulk write takes at submit, in ns (a moving average): it sizes the
@@ -144,6 +149,7 @@ impl Writes {
             dirty: DirtyList::default(),
             writing: 0,
             completions: Vec::new(),
+            closes: Vec::new(),
             chatter: FxHashMap::default(),
             write_ns: INITIAL_WRITE_NS,
             tls: FxHashMap::default(),
@@ -295,18 +301,28 @@ impl Writes {
         true
     }
 
-    /// The completions to act on this turn, oldest first: those left from the last turn,
-    /// and all the kernel finished since. Give the buffer back with [`Writes::keep`].
-    pub fn collect(&mut self) -> Vec<Completion> {
+    /// The completions to act on this turn, oldest first, as (writes, peer closes): those
+    /// left from the last turn, and what the kernel finished since, while fewer than
+    /// [`REAP_BUDGET`] writes wait. Give the buffers back with [`Writes::keep`].
+    pub fn collect(&mut self) -> (Vec<Completion>, Vec<Completion>) {
         let mut done = std::mem::take(&mut self.completions);
-        self.plane.complete(&mut done);
-        done
+        let mut closes = std::mem::take(&mut self.closes);
+        if done.len() < REAP_BUDGET {
+            let old = done.len();
+            self.plane.complete(&mut done);
+            let mut new = done.split_off(old);
+            split_closes(&mut new, &mut closes);
+            done.append(&mut new);
+        }
+        (done, closes)
     }
 
-    /// Takes back the buffer from [`Writes::collect`], keeping what was not acted on.
-    pub fn keep(&mut self, mut done: Vec<Completion>, acted: usize) {
-        done.drain(..acted);
-        self.completions = done;
+    /// Takes back the buffers from [`Writes::collect`], keeping what was not acted on:
+    /// all but the first `acted` of each.
+    pub fn keep(&mut self, mut done: (Vec<Completion>, Vec<Completion>), acted: (usize, usize)) {
+        done.0.drain(..acted.0);
+        done.1.drain(..acted.1);
+        (self.completions, self.closes) = done;
     }
 
     /// Applies one completion to its connection, `conn`, at tick `now`.
@@ -423,7 +439,10 @@ impl Writes {
 
     /// Whether writes or completions wait for a turn.
     pub fn has_work(&self) -> bool {
-        !self.dirty.is_empty() || !self.completions.is_empty() || self.plane.has_collected()
+        !self.dirty.is_empty()
+            || !self.completions.is_empty()
+            || !self.closes.is_empty()
+            || self.plane.has_collected()
     }
 
     /// Nothing waits to be written and nothing is in flight.

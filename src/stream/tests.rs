@@ -127,7 +127,7 @@ fn connections_are_never_listed_as_waiting_on_the_epoll_plane() {
 }
 
 #[test]
-fn every_write_is_acted_on_before_any_close_and_closes_keep_their_order() {
+fn peer_closes_are_split_from_the_writes_and_both_keep_their_order() {
     let c = |key: u32, op: Op| Completion {
         token: Token { key, gen: 0 },
         op,
@@ -141,9 +141,9 @@ fn every_write_is_acted_on_before_any_close_and_closes_keep_their_order() {
         c(5, Op::Write),
         c(6, Op::Watch),
     ];
-    let mut acted = Vec::new();
-    writes_first(&mut done, |c| acted.push(c.token.key));
-    assert_eq!(acted, [2, 4, 5]);
-    let closes: Vec<u32> = done.iter().map(|c| c.token.key).collect();
-    assert_eq!(closes, [1, 3, 6]);
+    let mut closes = vec![c(0, Op::Watch)];
+    split_closes(&mut done, &mut closes);
+    let keys = |v: &[Completion]| v.iter().map(|c| c.token.key).collect::<Vec<_>>();
+    assert_eq!(keys(&done), [2, 4, 5]);
+    assert_eq!(keys(&closes), [0, 1, 3, 6]);
 }
