@@ -13,6 +13,8 @@
 //! - [`delivery`]: the fan-out into those queues and the per-subscriber bound.
 //! - `dirty`: the connections waiting for their next write, in two lanes.
 //! - [`readers`]: the connections waiting for a request, which can end a long flush.
+//! - [`reap`]: the completions, in two queues with a time budget each, and what each
+//!   one does to its connection.
 //! - `sealed`: TLS subscribers: frames sealed at write time, records opened at the
 //!   close-watch.
 
@@ -22,6 +24,7 @@ pub mod epoll;
 pub mod out;
 pub mod plane;
 pub mod readers;
+mod reap;
 pub mod ring;
 mod sealed;
 
@@ -32,46 +35,12 @@ use rustc_hash::FxHashMap;
 use slab::Slab;
 
 use crate::conn::{flags, CloseReason, Conn, Phase};
-use crate::metrics::WorkerStats;
-use crate::stream::plane::{Completion, Op, Plane, Token};
+use crate::stream::plane::{Plane, Token};
 use crate::stream::readers::{Readers, GROUP_TIME};
-use crate::sys::{self, Readable};
 use crate::tls::session::Session;
 use dirty::Lane;
 pub use dirty::{Dirty, DirtyList};
-use sealed::SEAL_FAILED;
-
-/// Bytes a streaming subscriber may send us (it should send nothing) before it is closed.
-const MAX_DISCARD: usize = 64 << 10;
-
-/// How long one turn acts on write completions, and again on peer closes: each kind
-/// has its own budget (see `Worker::reap`). A write's completion costs about 0.3 µs, a
-/// peer close 12-30 µs (measured on this 2-core machine under fan-out: two system calls
-/// on a socket whose kernel queue is full, the frames it held, the hub's bookkeeping),
-/// so the budget is time, checked every [`REAP_CHECK`] completions. Unbounded, the turn
-/// after 9,500 subscribers of one worker hung up together took 40 ms of CPU and 110 ms
-/// of wall time, and new connections waited that long.
-pub const REAP_TIME: std::time::Duration = std::time::Duration::from_millis(1);
-pub const REAP_CHECK: usize = 16;
-
-/// Completions one turn collects at most while its writes' backlog is this long; what it
-/// does not act on waits, in order.
-pub const REAP_BUDGET: usize = 1024;
-
-/// Moves the peer closes (`Op::Watch`) of `from` to the end of `closes`, both in order.
-pub fn split_closes(from: &mut Vec<Completion>, closes: &mut Vec<Completion>) {
-    let mut kept = 0;
-    for i in 0..from.len() {
-        let c = from[i];
-        if c.op == Op::Watch {
-            closes.push(c);
-        } else {
-            from[kept] = c;
-            kept += 1;
-        }
-    }
-    from.truncate(kept);
-}
+pub use reap::{Collected, REAP_CHECK, REAP_TIME};
 
 /// What a bulk write is taken to cost before one was measured.
 const INITIAL_WRITE_NS: u64 = 10_000;
@@ -122,11 +91,8 @@ pub struct Writes {
     plane: Plane,
     dirty: DirtyList,
     writing: usize,
-    /// Write completions collected past a turn's reap budget, oldest first; the buffer
-    /// is reused.
-    completions: Vec<Completion>,
-    /// The same for peer closes, which have a budget of their own.
-    closes: Vec<Completion>,
+    /// Completions collected past a turn's reap budget (see [`reap`]).
+    collected: Collected,
     /// Bytes each subscriber that sent anything has sent (it should send nothing).
     chatter: FxHashMap<u32, usize>,
     /// How long a bulk write takes at submit, in ns (a moving average): it sizes the
@@ -148,8 +114,7 @@ impl Writes {
             plane,
             dirty: DirtyList::default(),
             writing: 0,
-            completions: Vec::new(),
-            closes: Vec::new(),
+            collected: Collected::default(),
             chatter: FxHashMap::default(),
             write_ns: INITIAL_WRITE_NS,
             tls: FxHashMap::default(),
@@ -301,125 +266,6 @@ impl Writes {
         true
     }
 
-    /// The completions to act on this turn, oldest first, as (writes, peer closes): those
-    /// left from the last turn, and what the kernel finished since, while fewer than
-    /// [`REAP_BUDGET`] writes wait. Give the buffers back with [`Writes::keep`].
-    pub fn collect(&mut self) -> (Vec<Completion>, Vec<Completion>) {
-        let mut done = std::mem::take(&mut self.completions);
-        let mut closes = std::mem::take(&mut self.closes);
-        if done.len() < REAP_BUDGET {
-            let old = done.len();
-            self.plane.complete(&mut done);
-            let mut new = done.split_off(old);
-            split_closes(&mut new, &mut closes);
-            done.append(&mut new);
-        }
-        (done, closes)
-    }
-
-    /// Takes back the buffers from [`Writes::collect`], keeping what was not acted on:
-    /// all but the first `acted` of each.
-    pub fn keep(&mut self, mut done: (Vec<Completion>, Vec<Completion>), acted: (usize, usize)) {
-        done.0.drain(..acted.0);
-        done.1.drain(..acted.1);
-        (self.completions, self.closes) = done;
-    }
-
-    /// Applies one completion to its connection, `conn`, at tick `now`.
-    pub fn settle(
-        &mut self,
-        conn: &mut Conn,
-        c: &Completion,
-        now: u32,
-        stats: &WorkerStats,
-    ) -> Settled {
-        let key = c.token.key;
-        match c.op {
-            Op::Write => self.on_write(conn, key, c.res, now, stats),
-            Op::Watch => self.on_watch(conn, key, c.res),
-            Op::Writable => {
-                if conn.has(flags::BLOCKED) {
-                    conn.clear(flags::BLOCKED);
-                    self.dirty.mark(conn, key);
-                }
-                Settled::Nothing
-            }
-        }
-    }
-
-    fn on_write(
-        &mut self,
-        conn: &mut Conn,
-        key: u32,
-        res: i32,
-        now: u32,
-        stats: &WorkerStats,
-    ) -> Settled {
-        conn.clear(flags::WRITING);
-        self.writing -= 1;
-        if conn.phase() == Phase::Closing {
-            return Settled::Finalize;
-        }
-        if res == -libc::EAGAIN {
-            conn.set(flags::BLOCKED);
-            return Settled::Nothing;
-        }
-        if res == SEAL_FAILED && conn.has(flags::TLS) {
-            return Settled::Close(CloseReason::Tls);
-        }
-        if res < 0 {
-            return Settled::Close(CloseReason::from_errno(-res));
-        }
-        stats.bytes.add(res as u64);
-        let more = match conn.has(flags::TLS) {
-            true => self.wrote_sealed(key, res as usize),
-            false => {
-                conn.out.consume(res as usize);
-                false
-            }
-        };
-        if more || !conn.out.is_empty() {
-            conn.stalled_since = now.max(1);
-            self.dirty.mark(conn, key);
-            return Settled::Nothing;
-        }
-        conn.stalled_since = 0;
-        match conn.phase() {
-            Phase::Draining => Settled::Close(conn.ending.unwrap_or(CloseReason::Shutdown)),
-            _ => Settled::Nothing,
-        }
-    }
-
-    fn on_watch(&mut self, conn: &mut Conn, key: u32, res: i32) -> Settled {
-        conn.clear(flags::WATCHING);
-        if conn.phase() == Phase::Closing {
-            return Settled::Finalize;
-        }
-        let hangup = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as i32;
-        if res < 0 || res & hangup != 0 {
-            return Settled::Close(CloseReason::Peer);
-        }
-        let sent = match conn.has(flags::TLS) {
-            true => match self.hear(conn, key) {
-                Ok(n) => n,
-                Err(reason) => return Settled::Close(reason),
-            },
-            false => match sys::drain_readable(conn.fd) {
-                Readable::Closed => return Settled::Close(CloseReason::Peer),
-                Readable::Discarded(n) => n,
-            },
-        };
-        // A subscriber has nothing to say; what it sends anyway is counted across
-        // wake-ups, and past the budget it is closed. Only talkers get an entry.
-        let total = self.chatter.entry(key).or_default();
-        *total += sent;
-        if *total > MAX_DISCARD {
-            return Settled::Close(CloseReason::Rejected);
-        }
-        self.watch(conn, key);
-        Settled::Nothing
-    }
-
     /// Whether the kernel may still read `conn`'s frames or report on its token (on the
     /// epoll plane every operation is over when its call returns).
     pub fn holds(&self, conn: &Conn) -> bool {
@@ -439,10 +285,7 @@ impl Writes {
 
     /// Whether writes or completions wait for a turn.
     pub fn has_work(&self) -> bool {
-        !self.dirty.is_empty()
-            || !self.completions.is_empty()
-            || !self.closes.is_empty()
-            || self.plane.has_collected()
+        !self.dirty.is_empty() || !self.collected.is_empty() || self.plane.has_collected()
     }
 
     /// Nothing waits to be written and nothing is in flight.

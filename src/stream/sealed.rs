@@ -37,7 +37,7 @@ impl Writes {
             Ok(()) => self.plane.send(token, conn.fd, session.sealed()),
             Err(e) => {
                 log::debug!(key = token.key, error:? = e; "a TLS subscriber cannot seal");
-                self.completions.push(Completion {
+                self.collected.writes.push(Completion {
                     token,
                     op: Op::Write,
                     res: SEAL_FAILED,

@@ -1,10 +1,13 @@
-//! The flush: its lanes, its saturation sample, and where it stops for a request.
+//! The flush: its lanes, its saturation sample, and where it stops for a request; and
+//! the reap's two queues.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 
+use super::plane::{Completion, Op};
+use super::reap::REAP_BUDGET;
 use super::*;
 
 const FRAME: &[u8] = b"data: x\n\n";
@@ -126,24 +129,56 @@ fn connections_are_never_listed_as_waiting_on_the_epoll_plane() {
     assert!(!readers.busy());
 }
 
-#[test]
-fn peer_closes_are_split_from_the_writes_and_both_keep_their_order() {
-    let c = |key: u32, op: Op| Completion {
+fn completion(key: u32, op: Op) -> Completion {
+    Completion {
         token: Token { key, gen: 0 },
         op,
         res: 0,
+    }
+}
+
+#[test]
+fn peer_closes_are_split_from_the_writes_and_both_keep_their_order() {
+    let mut done = Collected {
+        writes: vec![completion(7, Op::Write)],
+        closes: vec![completion(0, Op::Watch)],
     };
-    let mut done = vec![
-        c(1, Op::Watch),
-        c(2, Op::Write),
-        c(3, Op::Watch),
-        c(4, Op::Writable),
-        c(5, Op::Write),
-        c(6, Op::Watch),
-    ];
-    let mut closes = vec![c(0, Op::Watch)];
-    split_closes(&mut done, &mut closes);
+    done.writes.extend([
+        completion(1, Op::Watch),
+        completion(2, Op::Write),
+        completion(3, Op::Watch),
+        completion(4, Op::Writable),
+        completion(5, Op::Write),
+        completion(6, Op::Watch),
+    ]);
+    // Only what came after the first entry is new.
+    done.split_closes(1);
     let keys = |v: &[Completion]| v.iter().map(|c| c.token.key).collect::<Vec<_>>();
-    assert_eq!(keys(&done), [2, 4, 5]);
-    assert_eq!(keys(&closes), [0, 1, 3, 6]);
+    assert_eq!(keys(&done.writes), [7, 2, 4, 5]);
+    assert_eq!(keys(&done.closes), [0, 1, 3, 6]);
+}
+
+#[test]
+fn a_write_completion_is_collected_however_many_peer_closes_wait() {
+    let mut writes = Writes::new(Plane::epoll().expect("epoll"));
+    let mut conns = Slab::new();
+    let _peers = subscribers(&mut writes, &mut conns, 1, 1, true);
+    // A burst of hang-ups, more than a turn collects, left over from the last turn.
+    let closes = (1..=2 * REAP_BUDGET as u32)
+        .map(|key| completion(key, Op::Watch))
+        .collect();
+    let left = Collected {
+        writes: Vec::new(),
+        closes,
+    };
+    writes.keep(left, (0, 0));
+    // The subscriber's write completes (on the epoll plane, within the flush).
+    assert_eq!(
+        flush(&mut writes, &mut conns, &Readers::default()).started,
+        1
+    );
+    let done = writes.collect();
+    let got: Vec<_> = done.writes.iter().map(|c| (c.token.key, c.op)).collect();
+    assert_eq!(got, [(0, Op::Write)], "the write waited behind the closes");
+    assert_eq!(done.closes.len(), 2 * REAP_BUDGET);
 }

@@ -28,10 +28,13 @@ impl Worker {
     /// 17% costlier per delivery: the budget also paces how soon a reader's next write
     /// starts, and so how many frames it carries.
     pub(super) fn reap(&mut self) {
-        let (done, closes) = self.writes.collect();
+        let done = self.writes.collect();
         let now = self.timers.now() as u32;
-        let acted = (self.settle_for(&done, now), self.settle_for(&closes, now));
-        self.writes.keep((done, closes), acted);
+        let acted = (
+            self.settle_for(&done.writes, now),
+            self.settle_for(&done.closes, now),
+        );
+        self.writes.keep(done, acted);
     }
 
     /// Acts on `done` in order for up to [`REAP_TIME`]; returns how many it acted on.
