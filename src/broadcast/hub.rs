@@ -56,6 +56,8 @@ pub struct Hub {
     topics: Slab<Topic>,
     /// Total subscriptions (a connection on three topics counts three).
     subscriptions: usize,
+    /// Topics with at least [`HEAVY`] subscribers.
+    heavy: usize,
     /// Hot topics that lost their last subscriber since the last [`Hub::take_changes`].
     cooled: Vec<Arc<str>>,
     /// Topics that became heavy (`true`) or stopped being heavy, since then.
@@ -98,6 +100,7 @@ impl Hub {
         let topic = &mut self.topics[slot as usize];
         topic.subs.push(Sub { conn, link });
         if topic.subs.len() == HEAVY {
+            self.heavy += 1;
             self.crossed.push((topic.name.clone(), true));
         }
         self.counts.push((topic.name.clone(), topic.subs.len()));
@@ -120,6 +123,7 @@ impl Hub {
         );
         topic.subs.swap_remove(pos);
         if topic.subs.len() == HEAVY - 1 {
+            self.heavy -= 1;
             self.crossed.push((topic.name.clone(), false));
         }
         self.subscriptions -= 1;
@@ -184,6 +188,11 @@ impl Hub {
 
     pub fn subscriptions(&self) -> usize {
         self.subscriptions
+    }
+
+    /// Topics with fewer than [`HEAVY`] subscribers here.
+    pub fn narrow_topics(&self) -> usize {
+        self.topics.len() - self.heavy
     }
 }
 
@@ -251,14 +260,18 @@ mod tests {
         let links: Vec<Link> = (0..HEAVY as u32)
             .map(|c| hub.subscribe("a", c, 0))
             .collect();
+        hub.subscribe("b", 100, 0);
         let name: Arc<str> = Arc::from("a");
         assert_eq!(hub.take_changes().crossed, [(name.clone(), true)]);
+        assert_eq!(hub.narrow_topics(), 1, "b");
         hub.subscribe("a", 99, 0);
         assert!(hub.take_changes().crossed.is_empty());
         let mut links = links;
         let _ = hub.unsubscribe(links.pop().unwrap());
         assert!(hub.take_changes().crossed.is_empty(), "still {HEAVY}");
+        assert_eq!(hub.narrow_topics(), 1);
         let _ = hub.unsubscribe(links.pop().unwrap());
         assert_eq!(hub.take_changes().crossed, [(name, false)]);
+        assert_eq!(hub.narrow_topics(), 2);
     }
 }

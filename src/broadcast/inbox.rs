@@ -158,6 +158,12 @@ impl Inbox {
         self.heavy.load(Ordering::Relaxed)
     }
 
+    /// Batches to no heavy topic waiting for the worker (racy by a batch or two while
+    /// publishers push).
+    pub fn narrow(&self) -> usize {
+        self.queue.len().saturating_sub(self.heavy())
+    }
+
     /// Batches queued.
     pub fn len(&self) -> usize {
         self.queue.len()

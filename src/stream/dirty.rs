@@ -34,8 +34,8 @@ pub struct DirtyList {
 /// Which of [`DirtyList`]'s lanes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Lane {
-    Prompt,
-    Bulk,
+    Prompt = 0,
+    Bulk = 1,
 }
 
 impl DirtyList {

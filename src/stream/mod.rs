@@ -60,6 +60,22 @@ pub struct Flushed {
     pub cut: bool,
 }
 
+/// Queues frames between two groups of a flush's bulk lane; says whether it queued any
+/// (see [`Writes::flush`]).
+pub type Refill<'a> = dyn FnMut(&mut Slab<Conn>, &mut DirtyList) -> bool + 'a;
+
+/// One flush's clock, what it started, and what it saw of each lane.
+struct Pass {
+    now: u32,
+    stuck_after: u32,
+    deep_queue: usize,
+    /// How long the oldest connection written had waited, in ms.
+    lag: u32,
+    started: u64,
+    /// The prompt lane's, then the bulk lane's.
+    samples: [Sample; 2],
+}
+
 /// Subscribers with frames waiting that one lane's flush saw, and how many of those
 /// held more than half their bound.
 #[derive(Clone, Copy, Default)]
@@ -148,9 +164,12 @@ impl Writes {
     /// count towards saturation, unless their writes are stuck (no progress for
     /// `stuck_after` ticks, see [`Conn::stuck`]).
     ///
-    /// While `readers` lists connections waiting for a request, the bulk lane goes in
-    /// groups of about [`GROUP_TIME`], and the flush ends after the first group that
-    /// finds one of them with a request in (see [`readers`]).
+    /// While `readers` lists connections waiting for a request, or there is a `refill`,
+    /// the bulk lane goes in groups of about [`GROUP_TIME`]. After each group, the
+    /// flush ends if a listed connection has a request in (see [`readers`]); else
+    /// `refill` may queue frames (events for narrow topics published meanwhile, see
+    /// `delivery::Fanout::run_narrow`), and the prompt lane is written again before
+    /// the bulk lane goes on.
     pub fn flush(
         &mut self,
         conns: &mut Slab<Conn>,
@@ -158,51 +177,55 @@ impl Writes {
         deep_queue: usize,
         (now, stuck_after): (u32, u32),
         readers: &Readers,
+        mut refill: Option<&mut Refill>,
     ) -> Flushed {
         // Every subscriber with frames waiting is sampled, written to now or still
         // waiting for the kernel to take its last write; one that stopped reading is
         // not a sign of the worker's load, and is left to its own bound. Each lane is
         // judged alone: thousands of one-frame notifications in the prompt lane say
         // nothing of whether a wide fan-out in the bulk lane keeps up.
-        let (mut lag, mut started, mut cut, mut bulk) = (0, 0, false, None);
-        let mut samples = [Sample::default(); 2];
-        for (lane, sample) in [Lane::Prompt, Lane::Bulk].into_iter().zip(&mut samples) {
-            let group = match lane == Lane::Bulk && !readers.is_empty() {
+        let mut pass = Pass {
+            now,
+            stuck_after,
+            deep_queue,
+            lag: 0,
+            started: 0,
+            samples: [Sample::default(); 2],
+        };
+        let (mut cut, mut bulk) = (false, None);
+        for lane in [Lane::Prompt, Lane::Bulk] {
+            let grouped_lane = lane == Lane::Bulk && (!readers.is_empty() || refill.is_some());
+            let group = match grouped_lane {
                 true => self.group(batch),
                 false => batch,
             };
-            let (mut grouped, start, before) = (0, Instant::now(), started);
+            let (mut grouped, start, before) = (0, Instant::now(), pass.started);
             let mut group_start = start;
             for _ in 0..batch {
-                let Some(Dirty { key, since }) = self.dirty.pop(lane) else {
+                let Some(wrote) = self.start_next(lane, conns, &mut pass) else {
                     break;
                 };
-                lag = lag.max(self.dirty.now_ms().wrapping_sub(since));
-                let Some(conn) = conns.get_mut(key as usize) else {
-                    continue;
-                };
-                conn.clear(flags::DIRTY);
-                let frames = conn.out.len();
-                if frames > 0 && conn.phase() == Phase::Stream && !conn.stuck(now, stuck_after) {
-                    sample.seen += 1;
-                    sample.deep += usize::from(frames > deep_queue);
-                }
-                let busy = flags::WRITING | flags::BLOCKED | flags::HELD;
-                if conn.flags & busy == 0 && self.start_write(conn, key, now) {
-                    started += 1;
-                    grouped += 1;
-                }
+                grouped += usize::from(wrote);
                 if grouped == group && group < batch {
                     self.submit_group(grouped, group_start);
                     (grouped, group_start) = (0, Instant::now());
-                    if readers.any_input() {
+                    if !readers.is_empty() && readers.any_input() {
                         cut = true;
                         break;
+                    }
+                    if refill.as_mut().is_some_and(|r| r(conns, &mut self.dirty)) {
+                        for _ in 0..batch {
+                            if self.start_next(Lane::Prompt, conns, &mut pass).is_none() {
+                                break;
+                            }
+                        }
+                        self.plane.submit();
+                        group_start = Instant::now();
                     }
                 }
             }
             if lane == Lane::Bulk {
-                bulk = Some((start, started - before));
+                bulk = Some((start, pass.started - before));
             }
         }
         // Completions of writes made here (all of them, on the epoll plane) can make
@@ -216,17 +239,39 @@ impl Writes {
             let long = written > 0 && start.elapsed() > GROUP_TIME;
             readers.set_busy(long && self.plane.completes_later());
         }
+        let samples = pass.samples;
         let saturated = match samples.iter().map(|s| s.seen).sum::<usize>() {
             0 if self.is_idle() => Some(false),
             0 => None,
             _ => Some(samples.iter().any(|s| s.majority_deep())),
         };
         Flushed {
-            started,
-            lag_ms: if self.dirty.is_empty() { 0 } else { lag },
+            started: pass.started,
+            lag_ms: if self.dirty.is_empty() { 0 } else { pass.lag },
             saturated,
             cut,
         }
+    }
+
+    /// Takes the oldest connection of `lane` and starts its write unless one is in
+    /// flight; `None` when the lane is empty, else whether a write was started.
+    fn start_next(&mut self, lane: Lane, conns: &mut Slab<Conn>, pass: &mut Pass) -> Option<bool> {
+        let Dirty { key, since } = self.dirty.pop(lane)?;
+        pass.lag = pass.lag.max(self.dirty.now_ms().wrapping_sub(since));
+        let Some(conn) = conns.get_mut(key as usize) else {
+            return Some(false);
+        };
+        conn.clear(flags::DIRTY);
+        let frames = conn.out.len();
+        if frames > 0 && conn.phase() == Phase::Stream && !conn.stuck(pass.now, pass.stuck_after) {
+            let sample = &mut pass.samples[lane as usize];
+            sample.seen += 1;
+            sample.deep += usize::from(frames > pass.deep_queue);
+        }
+        let busy = flags::WRITING | flags::BLOCKED | flags::HELD;
+        let wrote = conn.flags & busy == 0 && self.start_write(conn, key, pass.now);
+        pass.started += u64::from(wrote);
+        Some(wrote)
     }
 
     /// Bulk writes per group: about [`GROUP_TIME`] of them, at least one.

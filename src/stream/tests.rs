@@ -58,7 +58,7 @@ const BATCH: usize = 32;
 const DEEP: usize = 4;
 
 fn flush(writes: &mut Writes, conns: &mut Slab<Conn>, readers: &Readers) -> Flushed {
-    writes.flush(conns, BATCH, DEEP, (1, 1000), readers)
+    writes.flush(conns, BATCH, DEEP, (1, 1000), readers, None)
 }
 
 #[test]
@@ -90,6 +90,63 @@ fn a_bulk_flush_stops_when_a_waiting_connection_has_a_request_in() {
     let unlisted = flush(&mut writes, &mut conns, &Readers::default());
     assert!(!unlisted.cut);
     assert!(writes.dirty().is_empty());
+}
+
+#[test]
+fn a_frame_queued_between_groups_is_written_before_the_bulk_lane_goes_on() {
+    let mut writes = Writes::new(Plane::epoll().expect("epoll"));
+    let mut conns = Slab::new();
+    let _peers = subscribers(&mut writes, &mut conns, 2 * BATCH, 1, true);
+    // A subscriber of a narrow topic with nothing queued yet.
+    let (ours, mut theirs) = UnixStream::pair().expect("socketpair");
+    ours.set_nonblocking(true).expect("nonblocking");
+    theirs.set_nonblocking(true).expect("nonblocking");
+    let mut conn = Conn::new(ours.into_raw_fd(), 0);
+    conn.enter(Phase::Stream);
+    let narrow = conns.insert(conn) as u32;
+
+    // After the first group, an event for it comes in; later looks find nothing.
+    let (mut looks, mut bulk_written) = (0, 0);
+    let mut refill = |conns: &mut Slab<Conn>, dirty: &mut DirtyList| {
+        looks += 1;
+        if looks > 1 {
+            return false;
+        }
+        bulk_written = conns.iter().filter(|(_, c)| c.has(flags::WRITING)).count();
+        let conn = &mut conns[narrow as usize];
+        conn.queue(&Bytes::from_static(b"data: narrow\n\n"));
+        dirty.mark_prompt(conn, narrow);
+        true
+    };
+    let flushed = writes.flush(
+        &mut conns,
+        BATCH,
+        DEEP,
+        (1, 1000),
+        &Readers::default(),
+        Some(&mut refill),
+    );
+    assert!(
+        looks > 1,
+        "the bulk lane went in groups: looked {looks} times"
+    );
+    assert!(
+        (1..BATCH).contains(&bulk_written),
+        "it came after the first group: {bulk_written} written before"
+    );
+    assert_eq!(
+        flushed.started,
+        BATCH as u64 + 1,
+        "a batch of bulk writes, and it"
+    );
+    let mut got = [0u8; 64];
+    let n = std::io::Read::read(&mut theirs, &mut got).expect("written at once");
+    assert_eq!(&got[..n], b"data: narrow\n\n");
+    assert_eq!(
+        writes.dirty().len(),
+        BATCH,
+        "the bulk lane's second batch waits"
+    );
 }
 
 #[test]

@@ -4,14 +4,15 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use slab::Slab;
 
 use super::Worker;
 use crate::broadcast::frame::HEARTBEAT;
 use crate::conn::lifecycle::{self, Fired};
-use crate::conn::{flags, CloseReason};
+use crate::conn::{flags, CloseReason, Conn};
 use crate::stream::delivery::{Bound, HELD_AFTER, STUCK_AFTER};
 use crate::stream::plane::Completion;
-use crate::stream::{Settled, REAP_CHECK, REAP_TIME};
+use crate::stream::{DirtyList, Refill, Settled, REAP_CHECK, REAP_TIME};
 use crate::sys;
 
 impl Worker {
@@ -74,14 +75,7 @@ impl Worker {
     /// hot or cool, and evicts the subscribers it found over their bound.
     pub(super) fn drain_inbox(&mut self) {
         let inbox = &self.shared.inboxes[self.index];
-        let cfg = &self.shared.config;
-        let bound = Bound {
-            frames: cfg.max_queued_frames,
-            bytes: cfg.max_queued_bytes,
-            now: self.timers.now() as u32,
-            stuck_after: self.timers.ticks(STUCK_AFTER) as u32,
-            held_after: self.timers.ticks(HELD_AFTER) as u32,
-        };
+        let bound = self.bound();
         let queued = self
             .fanout
             .run(inbox, &self.hub, &mut self.conns, &mut self.writes, &bound);
@@ -92,6 +86,18 @@ impl Worker {
         }
         for key in found.evict {
             self.close(key, CloseReason::Slow);
+        }
+    }
+
+    /// What a subscriber may hold now (see [`Bound`]).
+    fn bound(&self) -> Bound {
+        let cfg = &self.shared.config;
+        Bound {
+            frames: cfg.max_queued_frames,
+            bytes: cfg.max_queued_bytes,
+            now: self.timers.now() as u32,
+            stuck_after: self.timers.ticks(STUCK_AFTER) as u32,
+            held_after: self.timers.ticks(HELD_AFTER) as u32,
         }
     }
 
@@ -132,19 +138,40 @@ impl Worker {
     /// call. If more remain, the loop takes another turn after letting the worker's
     /// other tasks run: publishes that arrive meanwhile are queued behind the frames of
     /// connections not yet written, and leave with them in one write.
+    ///
+    /// On a worker with subscribers of narrow topics, events published to them while
+    /// a long flush runs are fanned out and written between its groups (see
+    /// `stream::delivery::Fanout::run_narrow`).
     pub(super) fn flush(&mut self) {
         let cfg = &self.shared.config;
         let (batch, deep) = (cfg.flush_batch, cfg.max_queued_frames / 2);
-        let now = self.timers.now() as u32;
+        let bound = self.bound();
         let stuck_after = self.timers.ticks(STUCK_AFTER) as u32;
+        let inbox = &self.shared.inboxes[self.index];
+        let (fanout, hub) = (&mut self.fanout, &self.hub);
+        let mut narrow_frames = 0;
+        let mut refill = |conns: &mut Slab<Conn>, dirty: &mut DirtyList| {
+            let queued = match inbox.narrow() {
+                0 => 0,
+                _ => fanout.run_narrow(inbox, hub, conns, dirty, &bound),
+            };
+            narrow_frames += queued;
+            queued > 0
+        };
+        let refill: Option<&mut Refill> = match hub.narrow_topics() {
+            0 => None,
+            _ => Some(&mut refill),
+        };
         let flushed = self.writes.flush(
             &mut self.conns,
             batch,
             deep,
-            (now, stuck_after),
+            (bound.now, stuck_after),
             &self.readers,
+            refill,
         );
         let stats = &self.shared.stats[self.index];
+        stats.frames.add(narrow_frames);
         stats.writes.add(flushed.started);
         stats.flushes_cut.add(u64::from(flushed.cut));
         stats.lag.set(u64::from(flushed.lag_ms));

@@ -228,3 +228,72 @@ fn few_deep_readers_or_stuck_ones_never_make_a_topic_hot() {
     let found = publish_found(&hub, &mut conns, BOUND as u64 + 1..=BOUND as u64 + 1);
     assert_eq!(found.flips, [(Arc::from("t"), true)]);
 }
+
+/// A batch of one event `id` to `topic`, with frame `data: {id}`.
+fn batch_to(id: u64, topic: &str, heavy: bool) -> Arc<Batch> {
+    Arc::new(Batch {
+        events: vec![Event {
+            id,
+            topics: smallvec![Arc::from(topic)],
+            frame: Bytes::from(format!("data: {id}\n\n")),
+        }],
+        published_at: Instant::now(),
+        heavy,
+        notice: None,
+    })
+}
+
+/// A streaming connection on `topic`.
+fn subscriber(hub: &mut Hub, conns: &mut Slab<Conn>, topic: &str) -> u32 {
+    let mut conn = Conn::new(-1, 0);
+    conn.enter(Phase::Stream);
+    let key = conns.insert(conn) as u32;
+    let link = hub.subscribe(topic, key, 0);
+    conns[key as usize].links.push(link);
+    key
+}
+
+fn frames(conn: &Conn) -> Vec<&[u8]> {
+    conn.out.frames().map(|f| &f[..]).collect()
+}
+
+#[test]
+fn between_flush_groups_only_narrow_batches_at_the_head_are_fanned_out_in_order() {
+    let (mut hub, mut conns) = setup(HEAVY);
+    let n = subscriber(&mut hub, &mut conns, "n");
+    let m = subscriber(&mut hub, &mut conns, "m");
+    let mut dirty = DirtyList::default();
+    let inbox = Inbox::default();
+    let mut fanout = Fanout::default();
+    let bound = Bound {
+        frames: 1 << 20,
+        ..LIMITS
+    };
+
+    // Two narrow batches, then a wide one, then another narrow one: the first two go,
+    // the wide one and everything behind it wait for the turn's fan-out.
+    for batch in [
+        batch_to(1, "n", false),
+        batch_to(2, "m", false),
+        batch_to(3, "t", true),
+        batch_to(4, "n", false),
+    ] {
+        inbox.push(batch);
+    }
+    let queued = fanout.run_narrow(&inbox, &hub, &mut conns, &mut dirty, &bound);
+    assert_eq!(queued, 2);
+    assert_eq!(frames(&conns[n as usize]), [b"data: 1\n\n"]);
+    assert_eq!(frames(&conns[m as usize]), [b"data: 2\n\n"]);
+    assert!(frames(&conns[0]).is_empty(), "the wide topic's event waits");
+    assert_eq!(
+        fanout.run_narrow(&inbox, &hub, &mut conns, &mut dirty, &bound),
+        0,
+        "nothing passes the wide batch"
+    );
+
+    let mut writes = Writes::new(crate::stream::plane::Plane::epoll().expect("epoll"));
+    fanout.run(&inbox, &hub, &mut conns, &mut writes, &bound);
+    assert!(!fanout.pending(&inbox));
+    assert_eq!(frames(&conns[0]), [b"data: 3\n\n"]);
+    assert_eq!(frames(&conns[n as usize]), [b"data: 1\n\n", b"data: 4\n\n"]);
+}
