@@ -114,11 +114,21 @@ impl Conn {
         self.phase
     }
 
-    /// Whether its queued frames have waited at least `after` ticks (at tick `now`)
-    /// without the kernel taking any of them: the peer stopped reading. A reader that
-    /// reads, however slowly, moves `stalled_since` at every write that makes progress.
+    /// Whether its write has been in the kernel for at least `after` ticks (at tick
+    /// `now`) without the kernel taking any of it: the peer stopped reading. A reader
+    /// that reads, however slowly, moves `stalled_since` at every write that makes
+    /// progress, and its next write starts the count again.
+    ///
+    /// Frames that wait for the worker to start the write do not count, however long:
+    /// that is the worker's load, not the reader's. Counted (since the last progress),
+    /// readers of a 1 KiB fan-out that waited 1.5-3 s in a saturated worker's bulk lane
+    /// were held to their bound the moment their write started, and evicted as slow by
+    /// the dozen (issue 14's mixed run, one run in three).
     pub fn stuck(&self, now: u32, after: u32) -> bool {
-        self.stalled_since != 0 && now.wrapping_sub(self.stalled_since) >= after
+        self.flags & (flags::WRITING | flags::BLOCKED) != 0
+            && self.stalled_since != 0
+            && now.wrapping_sub(self.stalled_since) >= after
+            && now.wrapping_sub(self.last_write) >= after
     }
 
     /// Every phase change goes through here; the lifecycle only moves forward:

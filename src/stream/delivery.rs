@@ -325,8 +325,7 @@ fn queue(conn: &mut Conn, id: u64, frame: &Bytes, bound: &Bound) -> Queued {
         return Queued::No;
     }
     conn.last_id = id;
-    let held = (conn.has(flags::WRITING) || conn.has(flags::BLOCKED))
-        && conn.stuck(bound.now, bound.held_after);
+    let held = conn.stuck(bound.now, bound.held_after);
     let room = if held { 1 } else { BOUND_WHILE_READING };
     if conn.out.len() >= bound.frames * room || conn.out.bytes() >= bound.bytes * room {
         conn.set(flags::EVICT);

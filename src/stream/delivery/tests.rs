@@ -83,6 +83,38 @@ fn frames_waiting_only_for_the_worker_get_more_room() {
 }
 
 #[test]
+fn a_reader_whose_write_just_started_after_a_long_wait_for_the_worker_gets_more_room() {
+    // Their last progress was long ago, but only because their frames waited in the
+    // bulk lane. Subscriber 0's write has just started; 1's has not.
+    let (hub, mut conns) = setup(2);
+    for (_, conn) in conns.iter_mut() {
+        conn.stalled_since = LIMITS.now - 50 * LIMITS.held_after;
+    }
+    conns[0].set(flags::WRITING);
+    conns[0].last_write = LIMITS.now;
+    assert!(!conns[0].stuck(LIMITS.now, LIMITS.held_after));
+    assert!(
+        !conns[1].stuck(LIMITS.now, LIMITS.held_after),
+        "no write in flight"
+    );
+    assert!(publish(&hub, &mut conns, 1..=2 * BOUND as u64).is_empty());
+    // Once that write has sat in the kernel as long, 0 is held to its bound.
+    let later = Bound {
+        now: LIMITS.now + LIMITS.held_after,
+        ..LIMITS
+    };
+    assert!(conns[0].stuck(later.now, later.held_after));
+    let (mut dirty, mut found) = (DirtyList::default(), Found::default());
+    let event = Event {
+        id: 2 * BOUND as u64 + 1,
+        topics: smallvec![Arc::from("t")],
+        frame: Bytes::from_static(b"data: x\n\n"),
+    };
+    fan_out(&hub, &mut conns, &mut dirty, &mut found, &event, &later);
+    assert_eq!(found.evict, [0]);
+}
+
+#[test]
 fn dirty_connections_are_listed_once_with_the_time_they_began_to_wait() {
     let (hub, mut conns) = setup(3);
     let (mut dirty, mut found) = (DirtyList::default(), Found::default());
@@ -214,9 +246,11 @@ fn few_deep_readers_or_stuck_ones_never_make_a_topic_hot() {
     let (hub, mut conns) = setup(HOT_MIN - 1);
     let found = publish_found(&hub, &mut conns, 1..=BOUND as u64);
     assert!(found.flips.is_empty());
-    // Enough of them, but stuck (no write progress for `stuck_after`): not hot.
+    // Enough of them, but stuck (a write in the kernel, no progress for
+    // `stuck_after`): not hot.
     let (hub, mut conns) = setup(HOT_MIN * 2);
     for (_, conn) in conns.iter_mut() {
+        conn.set(flags::WRITING);
         conn.stalled_since = LIMITS.now - LIMITS.stuck_after;
     }
     let found = publish_found(&hub, &mut conns, 1..=BOUND as u64);
