@@ -133,6 +133,7 @@ impl Fanout {
         if self.resume.is_some() {
             return 0;
         }
+        inbox.begin_drain();
         let (queued, _) = self.fan(inbox, hub, conns, dirty, bound, Only::Narrow);
         inbox.set_backlog(self.resume.as_ref().map(|(batch, _)| batch.published_at));
         queued
