@@ -31,7 +31,8 @@ pub const NARROW_BUDGET: usize = 1 << 10;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Only {
     Any,
-    /// Up to the first batch to a heavy topic.
+    /// Up to the first batch to a heavy topic, or with a notice (which may go to every
+    /// subscriber).
     Narrow,
 }
 
@@ -113,7 +114,8 @@ impl Fanout {
 
     /// Between two groups of a long flush (see `Writes::flush`): fans out the batches at
     /// the head of `inbox` for as long as they are to no heavy topic, in order and up to
-    /// [`NARROW_BUDGET`] frames; the first heavy batch met waits for the next turn.
+    /// [`NARROW_BUDGET`] frames; the first heavy batch met (or one with a notice) waits
+    /// for the next turn.
     /// Nothing is done while the turn's fan-out left a batch over. Returns the number
     /// of frames queued.
     ///
@@ -141,7 +143,8 @@ impl Fanout {
 
     /// Fans out batches, the one left over first, then the inbox's, until the budget
     /// ([`FANOUT_BUDGET`], or [`NARROW_BUDGET`] for `Only::Narrow`) is spent, the
-    /// inbox is empty or, for `Only::Narrow`, a heavy batch is met (kept as the next).
+    /// inbox is empty or, for `Only::Narrow`, a heavy batch or a notice is met (kept as
+    /// the next).
     /// Returns the frames queued and the budget left.
     fn fan(
         &mut self,
@@ -165,7 +168,7 @@ impl Fanout {
                     None => break,
                 },
             };
-            if only == Only::Narrow && batch.heavy {
+            if only == Only::Narrow && (batch.heavy || batch.notice.is_some()) {
                 self.resume = Some((batch, from));
                 break;
             }
