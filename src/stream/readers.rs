@@ -9,7 +9,10 @@
 //! run, `benches/mixed.sh`). While any reader is listed, [`super::Writes::flush`]
 //! submits the bulk lane in groups of about [`GROUP_TIME`] and looks, after each,
 //! whether a reader's socket holds bytes; if one does, the flush ends there and the
-//! rest waits for the next turn, after monoio's pass has run the publisher.
+//! rest waits for the next turn, after monoio's pass has run the publisher. (On a worker
+//! with subscribers of narrow topics the bulk lane goes in such groups anyway, and
+//! events for them published meanwhile are written between two groups: see
+//! `super::delivery::Fanout::run_narrow`.)
 //! Connections are listed only on io_uring, while flushes are long ([`Readers::busy`]), and not
 //! when their last publish went to a heavy topic: the wide fan-out's own publisher,
 //! answered sooner, only adds to the queues that make the flushes long (listed too, it
