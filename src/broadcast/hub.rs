@@ -165,6 +165,12 @@ impl Hub {
         }
     }
 
+    /// The slot of `topic` and its local subscribers; `None` when it has none.
+    pub fn slot(&self, topic: &str) -> Option<(u32, &[Sub])> {
+        let slot = *self.by_name.get(topic)?;
+        Some((slot, &self.topics[slot as usize].subs))
+    }
+
     /// The local subscribers of `topic` and its hot flag; `None` when it has none.
     pub fn entry(&self, topic: &str) -> Option<(&[Sub], &Cell<bool>)> {
         let t = &self.topics[*self.by_name.get(topic)? as usize];

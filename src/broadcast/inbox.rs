@@ -55,8 +55,10 @@ pub struct Inbox {
     backlog_since: AtomicU64,
     /// Events in the queued batches.
     events: AtomicUsize,
-    /// Queued batches published to heavy topics.
+    /// Queued batches published to heavy topics, until the worker is done with them.
     heavy: AtomicUsize,
+    /// Batches to no heavy topic in the queue (not yet taken).
+    narrow: AtomicUsize,
     waker: AtomicWaker,
 }
 
@@ -77,9 +79,10 @@ impl Inbox {
     /// identically in every inbox).
     pub fn push(&self, batch: Arc<Batch>) {
         self.events.fetch_add(batch.events.len(), Ordering::Relaxed);
-        if batch.heavy {
-            self.heavy.fetch_add(1, Ordering::Relaxed);
-        }
+        match batch.heavy {
+            true => self.heavy.fetch_add(1, Ordering::Relaxed),
+            false => self.narrow.fetch_add(1, Ordering::Relaxed),
+        };
         self.queue.push(batch);
     }
 
@@ -139,13 +142,29 @@ impl Inbox {
         self.waiting_since.store(0, Ordering::Release);
     }
 
+    /// Worker side: the oldest batch, no longer counted in the backlog.
     pub fn pop(&self) -> Option<Arc<Batch>> {
+        let batch = self.take()?;
+        self.finished(&batch);
+        Some(batch)
+    }
+
+    /// Worker side: the oldest batch, still counted in the backlog (the worker holds it
+    /// until it calls [`Inbox::finished`]).
+    pub fn take(&self) -> Option<Arc<Batch>> {
         let batch = self.queue.pop()?;
+        if !batch.heavy {
+            self.narrow.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(batch)
+    }
+
+    /// Worker side: `batch`, taken, no longer counts in the backlog.
+    pub fn finished(&self, batch: &Batch) {
         self.events.fetch_sub(batch.events.len(), Ordering::Relaxed);
         if batch.heavy {
             self.heavy.fetch_sub(1, Ordering::Relaxed);
         }
-        Some(batch)
     }
 
     /// Events waiting for the worker. Read by publishers on any thread.
@@ -158,10 +177,9 @@ impl Inbox {
         self.heavy.load(Ordering::Relaxed)
     }
 
-    /// Batches to no heavy topic waiting for the worker (racy by a batch or two while
-    /// publishers push).
+    /// Batches to no heavy topic in the queue, not yet taken by the worker.
     pub fn narrow(&self) -> usize {
-        self.queue.len().saturating_sub(self.heavy())
+        self.narrow.load(Ordering::Relaxed)
     }
 
     /// Batches queued.

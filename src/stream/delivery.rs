@@ -2,10 +2,12 @@
 //! every local subscriber of its topics, as a reference-counted clone of the one shared
 //! frame, unless that subscriber already has it or is over its bound.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rustc_hash::FxHashSet;
 use slab::Slab;
 
 use crate::broadcast::hub::{Hub, HEAVY};
@@ -82,6 +84,11 @@ pub struct Fanout {
     /// The batch being fanned out and the index of its next event, when a turn's budget
     /// ran out; the next turn resumes there, before the inbox.
     resume: Option<(Arc<Batch>, usize)>,
+    /// Batches behind `resume`, taken from the inbox by the express pass and still
+    /// counted in its backlog, oldest first: they are fanned out before the inbox's.
+    behind: VecDeque<Arc<Batch>>,
+    /// The express pass's blocked topics (hub slots), kept for their allocation.
+    blocked: FxHashSet<u32>,
     /// What the fan-outs since the last [`Fanout::found`] found.
     found: Found,
     /// When each batch finished this turn was published (for the latency metric).
@@ -106,7 +113,7 @@ impl Fanout {
         // What is left for later turns starts with a batch whose publish time is known,
         // so that the publish gate sees how long the oldest event has waited.
         if self.resume.is_none() && budget == 0 {
-            self.resume = inbox.pop().map(|batch| (batch, 0));
+            self.resume = self.next(inbox).map(|batch| (batch, 0));
         }
         inbox.set_backlog(self.resume.as_ref().map(|(batch, _)| batch.published_at));
         queued
@@ -115,9 +122,9 @@ impl Fanout {
     /// Between two groups of a long flush (see `Writes::flush`): fans out the batches at
     /// the head of `inbox` for as long as they are to no heavy topic, in order and up to
     /// [`NARROW_BUDGET`] frames; the first heavy batch met (or one with a notice) waits
-    /// for the next turn.
-    /// Nothing is done while the turn's fan-out left a batch over. Returns the number
-    /// of frames queued.
+    /// for the next turn. Behind a batch left over, narrow events go only where
+    /// nothing ahead is for (the express pass, see `express`). Returns the number of
+    /// frames queued.
     ///
     /// A flush under 1 KiB saturation takes about 1 ms on average here and up to tens;
     /// an event to a topic of one subscriber published meanwhile waited for the next
@@ -132,13 +139,27 @@ impl Fanout {
         dirty: &mut DirtyList,
         bound: &Bound,
     ) -> u64 {
-        if self.resume.is_some() {
-            return 0;
-        }
         inbox.begin_drain();
-        let (queued, _) = self.fan(inbox, hub, conns, dirty, bound, Only::Narrow);
+        let mut queued = 0;
+        if self.resume.is_none() {
+            queued = self.fan(inbox, hub, conns, dirty, bound, Only::Narrow).0;
+        }
+        if self.resume.is_some() {
+            queued += self.express(inbox, hub, conns, dirty, bound);
+        }
         inbox.set_backlog(self.resume.as_ref().map(|(batch, _)| batch.published_at));
         queued
+    }
+
+    /// The oldest batch not yet begun, no longer counted in the inbox's backlog.
+    fn next(&mut self, inbox: &Inbox) -> Option<Arc<Batch>> {
+        match self.behind.pop_front() {
+            Some(batch) => {
+                inbox.finished(&batch);
+                Some(batch)
+            }
+            None => inbox.pop(),
+        }
     }
 
     /// Fans out batches, the one left over first, then the inbox's, until the budget
@@ -163,7 +184,7 @@ impl Fanout {
         while budget > 0 {
             let (batch, from) = match self.resume.take() {
                 Some(resume) => resume,
-                None => match inbox.pop() {
+                None => match self.next(inbox) {
                     Some(batch) => (batch, 0),
                     None => break,
                 },
@@ -197,7 +218,7 @@ impl Fanout {
 
     /// Whether published events wait for a later turn.
     pub fn pending(&self, inbox: &Inbox) -> bool {
-        self.resume.is_some() || !inbox.is_empty()
+        self.resume.is_some() || !self.behind.is_empty() || !inbox.is_empty()
     }
 
     /// Who was found over their bound, and which topics flipped, since the last call.
@@ -339,5 +360,6 @@ fn queue(conn: &mut Conn, id: u64, frame: &Bytes, bound: &Bound) -> Queued {
     Queued::Yes
 }
 
+mod express;
 #[cfg(test)]
 mod tests;
