@@ -5,7 +5,7 @@
 //! The worker that also serves the wide fan-out's publisher leaves batches over at most
 //! turns (its inbox gets each of them the moment it is published). With the personal
 //! publishers on that worker too, the personal events waited for the next turn: 1.65,
-//! 2.11, 2.49 and 2.53 ms at the median in the four such runs of 20, against 0.64-1.10
+//! 2.11, 2.49 and 2.53 ms at the median in the four such runs of 24, against 0.64-1.10
 //! ms in the others (issue 14's mixed run, logged placement).
 //!
 //! Order is kept per subscriber, and nothing is lost: an event is queued early only to a
