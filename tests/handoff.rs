@@ -108,20 +108,42 @@ fn with_one_topic_a_wide_fan_out_every_event_still_arrives_once_in_order() {
     scenario("wide", 200);
 }
 
+/// The same with a third publisher sending topic 0's events in NDJSON bursts of 120,
+/// beside 160 subscribers of topic 0 that keep reading: one burst's fan-out (about
+/// 9,600 frames on each worker) outlasts a turn's budget (8 Ki frames), so batches are
+/// left over from turn to turn, and the other topics' events behind them go out between
+/// flush groups to the subscribers nothing left over is for (`stream::delivery`'s
+/// express pass). The stayer on every topic and the churners on topic 0 must wait.
+#[test]
+fn with_bursts_left_over_from_turn_to_turn_every_event_still_arrives_once_in_order() {
+    scenario_with("burst", 160, true, 120);
+}
+
 /// Subscribers in their own threads, churning and staying, while two publishers run;
 /// `wide` more subscribers on topic 0 that stay for the whole run, reading nothing (the
 /// events of a few seconds fit in their socket buffers).
 fn scenario(name: &str, wide: usize) {
+    scenario_with(name, wide, false, 0);
+}
+
+/// As [`scenario`]; the `wide` subscribers keep reading (and discarding) if `reading`,
+/// and with `burst` > 0 a third publisher sends topic 0's events `burst` at a time.
+fn scenario_with(name: &str, wide: usize, reading: bool, burst: usize) {
     let server = Server::start(&["--workers", "2"]);
     let addr = server.addr;
     let prefix = format!("handoff{}-{name}-", std::process::id());
-    let _wide: Vec<_> = (0..wide)
+    let wide: Vec<_> = (0..wide)
         .map(|_| {
             let mut sse = common::sse::Sse::open(addr, &query(&prefix, &[0]), &[]);
             assert_eq!(sse.status(), 200);
-            sse
+            sse.stream
         })
         .collect();
+    let draining = Arc::new(AtomicBool::new(true));
+    let drainer = reading.then(|| {
+        let draining = draining.clone();
+        thread::spawn(move || drain(wide, &draining))
+    });
 
     let done = Arc::new(AtomicBool::new(false));
     // The last id published on each topic, known once publishing is over.
@@ -172,6 +194,10 @@ fn scenario(name: &str, wide: usize) {
         })
         .collect();
 
+    let bursts = (burst > 0).then(|| {
+        let prefix = prefix.clone();
+        thread::spawn(move || publish_bursts(addr, &prefix, burst))
+    });
     // Two publishers, each over one keep-alive connection (they land on either worker).
     let publishers: Vec<_> = (0..2)
         .map(|p| {
@@ -203,6 +229,7 @@ fn scenario(name: &str, wide: usize) {
 
     let mut published: Vec<Published> = publishers
         .into_iter()
+        .chain(bursts)
         .flat_map(|p| p.join().expect("publisher"))
         .collect();
     done.store(true, Ordering::Release);
@@ -224,6 +251,10 @@ fn scenario(name: &str, wide: usize) {
         .collect();
     for stayer in stayers {
         seen.push(stayer.join().expect("stayer"));
+    }
+    draining.store(false, Ordering::Release);
+    if let Some(drainer) = drainer {
+        drainer.join().expect("drainer");
     }
     assert!(seen.len() > 30, "only {} subscriptions", seen.len());
 
@@ -267,4 +298,50 @@ fn scenario(name: &str, wide: usize) {
         "{delivered} deliveries of {} events",
         published.len()
     );
+}
+
+/// Reads and discards what `streams` receive until `draining` is cleared.
+fn drain(streams: Vec<std::net::TcpStream>, draining: &AtomicBool) {
+    use std::io::Read;
+    for s in &streams {
+        s.set_nonblocking(true).expect("nonblocking");
+    }
+    let mut scratch = vec![0u8; 1 << 16];
+    while draining.load(Ordering::Acquire) {
+        let mut got = 0;
+        for mut s in &streams {
+            if let Ok(n) = s.read(&mut scratch) {
+                got += n;
+            }
+        }
+        if got == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Publishes topic 0's events in NDJSON batches of `burst` for [`PUBLISHING`].
+fn publish_bursts(addr: std::net::SocketAddr, prefix: &str, burst: usize) -> Vec<Published> {
+    let mut client = Client::connect(addr);
+    let topic = topic_name(prefix, 0);
+    let (start, mut out) = (Instant::now(), Vec::new());
+    let mut n = 0;
+    while start.elapsed() < PUBLISHING {
+        let body: String = (0..burst)
+            .map(|i| format!("{{\"topic\":\"{topic}\",\"data\":\"0:b{n}-{i}\"}}\n"))
+            .collect();
+        let sent = Instant::now();
+        let ndjson = [("Content-Type", "application/x-ndjson")];
+        let (status, answer) = client.publish("", body.as_bytes(), &ndjson);
+        assert_eq!(status, 202, "{answer}");
+        let ids = answer
+            .trim_start_matches("{\"ids\":[")
+            .trim_end_matches("]}")
+            .split(',')
+            .map(|id| id.trim_matches('"').parse().expect("an id"));
+        out.extend(ids.map(|id| Published { topic: 0, id, sent }));
+        n += 1;
+        thread::sleep(Duration::from_millis(20));
+    }
+    out
 }
