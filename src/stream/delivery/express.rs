@@ -144,3 +144,6 @@ fn send(
     }
     sent
 }
+
+#[cfg(test)]
+mod tests;
