@@ -42,6 +42,11 @@ impl Fanout {
         let Some((front, from)) = &self.resume else {
             return 0;
         };
+        // The batch left over is a notice not yet sent (`run_narrow` stops at one):
+        // nothing may pass it.
+        if *from == 0 && front.notice.is_some() {
+            return 0;
+        }
         let blocked = &mut self.blocked;
         blocked.clear();
         for event in &front.events[*from..] {

@@ -205,3 +205,48 @@ fn nothing_passes_a_notice_or_an_earlier_event_to_its_topic() {
         [&b": notice\n\n"[..], b"data: 5\n\n"]
     );
 }
+
+#[test]
+fn a_pass_between_flush_groups_takes_the_inboxs_wait_with_the_batches() {
+    let (mut hub, mut conns) = setup(0);
+    subscriber(&mut hub, &mut conns, "n");
+    let (inbox, mut dirty, mut fanout) =
+        (Inbox::default(), DirtyList::default(), Fanout::default());
+    inbox.push(batch_to(1, "n", false));
+    inbox.notify();
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(inbox.waiting() >= Duration::from_millis(5));
+    assert_eq!(
+        fanout.run_narrow(&inbox, &hub, &mut conns, &mut dirty, &LIMITS),
+        1
+    );
+    assert_eq!(inbox.waiting(), Duration::ZERO, "nothing waits any more");
+}
+
+#[test]
+fn a_notice_at_the_head_waits_for_the_turn_and_nothing_passes_it() {
+    let (mut hub, mut conns) = setup(0);
+    let n = subscriber(&mut hub, &mut conns, "n");
+    let (inbox, mut dirty, mut fanout) =
+        (Inbox::default(), DirtyList::default(), Fanout::default());
+    inbox.push(Arc::new(Batch {
+        events: Vec::new(),
+        published_at: Instant::now(),
+        heavy: false,
+        notice: Some((None, Bytes::from_static(b": notice\n\n"))),
+    }));
+    inbox.push(batch_to(2, "n", false));
+    assert_eq!(
+        fanout.run_narrow(&inbox, &hub, &mut conns, &mut dirty, &LIMITS),
+        0
+    );
+    assert!(frames(&conns[n as usize]).is_empty());
+
+    let mut writes = Writes::new(crate::stream::plane::Plane::epoll().expect("epoll"));
+    fanout.run(&inbox, &hub, &mut conns, &mut writes, &LIMITS);
+    assert!(!fanout.pending(&inbox));
+    assert_eq!(
+        frames(&conns[n as usize]),
+        [&b": notice\n\n"[..], b"data: 2\n\n"]
+    );
+}
