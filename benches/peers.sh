@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ringcast against its peers: the same load-generator scenarios against ringcast, Nchan,
-# the axum reference and the floor, one server at a time, alternating, on loopback.
+# Pushpin, the axum reference and the floor, one server at a time, alternating, on
+# loopback.
 #
 # Usage: benches/peers.sh [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]]
 #                         [--reps N] [--out DIR] [--no-build] [--no-criterion] [--no-report]
@@ -8,9 +9,11 @@
 #
 #   --quick          small N and short durations: a smoke test of the whole pipeline
 #   --only LIST      scenarios to run (default: all; see `--list`)
-#   --servers LIST   any of ringcast,ringcast-legacy,ringcast-base,nchan,axum,floor,
-#                    ringcast-tls,nchan-tls (default: ringcast,nchan,axum,floor, and
-#                    ringcast-legacy for saturated-admission); ringcast-legacy is ringcast
+#   --servers LIST   any of ringcast,ringcast-legacy,ringcast-base,nchan,pushpin,axum,
+#                    floor,ringcast-tls,nchan-tls (default: ringcast,nchan,pushpin,axum,
+#                    floor, and ringcast-legacy for saturated-admission); pushpin is
+#                    Pushpin with the origin benches/peers/grip_origin.py behind it,
+#                    publishing through its HTTP API; ringcast-legacy is ringcast
 #                    on its epoll driver (--driver legacy); the -tls servers serve https://
 #                    with one certificate made for the run (P-256, DIR/tls), loadgen
 #                    trusting it with --ca; Nchan's TLS is nginx's own with its defaults
@@ -46,7 +49,7 @@ cd "$ROOT"
 
 QUICK=0
 ONLY=""
-SERVERS="ringcast,nchan,axum,floor"
+SERVERS="ringcast,nchan,pushpin,axum,floor"
 SERVERS_GIVEN=0
 REPS=2
 OUT=""
@@ -154,7 +157,7 @@ else
 fi
 IFS=, read -ra SERVER_LIST <<<"$SERVERS"
 for s in "${SERVER_LIST[@]}"; do
-    case "$s" in ringcast|ringcast-legacy|nchan|axum|floor|ringcast-tls|nchan-tls) ;;
+    case "$s" in ringcast|ringcast-legacy|nchan|pushpin|axum|floor|ringcast-tls|nchan-tls) ;;
         ringcast-base) [[ -n "$BASE_REV" ]] || die "ringcast-base needs --base REV" ;;
         *) die "unknown server '$s'" ;; esac
 done
@@ -176,8 +179,9 @@ servers_of() {
 }
 
 # --- servers -----------------------------------------------------------------------
+# Pushpin takes three: clients, its publish API (+1) and its origin (+2).
 declare -A PORT=([ringcast]=29080 [ringcast-legacy]=29081 [axum]=29082 [floor]=29083 [nchan]=29084
-    [ringcast-base]=29085 [ringcast-tls]=29086 [nchan-tls]=29087)
+    [ringcast-base]=29085 [ringcast-tls]=29086 [nchan-tls]=29087 [pushpin]=29088)
 WORKERS=2
 SERVER_PIN=()
 LOADGEN_PIN=()
@@ -191,6 +195,7 @@ fi
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET/release"
 NCHAN_SH="$ROOT/benches/peers/nchan.sh"
+PUSHPIN_SH="$ROOT/benches/peers/pushpin.sh"
 
 # The server being run: its name, pids (for loadgen), log, and our child's pid.
 CUR_SERVER=""
@@ -200,8 +205,23 @@ CUR_LOG=""
 CUR_CMD=""
 CUR_START_LINE=""
 
-# The loadgen preset and base URL for a server (axum-ref and floor speak ringcast's URLs).
-target_of() { [[ "$1" == nchan* ]] && echo nchan || echo ringcast; }
+# loadgen's arguments for a server's URLs, one a line, given the loadgen command (idle,
+# fanout, slow): a preset (axum-ref and floor speak ringcast's URLs), or for Pushpin its
+# subscribe path and, for a command that publishes, its publish API with each event as
+# an http-stream item (the event data is JSON-safe: loadgen/src/payload.rs).
+target_args() {
+    local server="$1" command="$2"
+    case "$server" in
+        nchan*) printf '%s\n' --target nchan ;;
+        pushpin)
+            printf '%s\n' --target generic --sub-url '/sub/{topic}'
+            if [[ "$command" != idle ]]; then
+                printf '%s\n' --pub-url "http://127.0.0.1:$((PORT[pushpin] + 1))/publish/" --pub-body \
+                    '{"items":[{"channel":"{topic}","formats":{"http-stream":{"content":"data: {data}\n\n"}}}]}'
+            fi ;;
+        *) printf '%s\n' --target ringcast ;;
+    esac
+}
 # The scheme a server speaks.
 scheme_of() { [[ "$1" == *-tls ]] && echo https || echo http; }
 
@@ -214,6 +234,7 @@ server_cmd() {
         axum) echo "$BIN/axum-ref --listen 127.0.0.1:$port --workers $WORKERS" ;;
         floor) echo "$BIN/floor --listen 127.0.0.1:$port --workers $WORKERS" ;;
         nchan) echo "$NCHAN_SH start $port $OUT/nchan" ;;
+        pushpin) echo "$PUSHPIN_SH start $port $OUT/pushpin" ;;
         ringcast-tls) echo "$BIN/ringcast --listen 127.0.0.1:$port --workers $WORKERS --drain 1s --tls-cert $TLS_DIR/cert.pem --tls-key $TLS_DIR/key.pem" ;;
         nchan-tls) echo "$NCHAN_SH start $port $OUT/nchan-tls $TLS_DIR" ;;
     esac
@@ -244,6 +265,11 @@ start_server() {
         CUR_START_LINE="$(grep -m1 'listen=' "$log")"
         CUR_PIDS="$("$NCHAN_SH" pids "$OUT/$name" | tr '\n' ' ')"
         CUR_CHILD=""
+    elif [[ "$name" == pushpin ]]; then
+        $CUR_CMD >"$log" 2>&1 || { cat "$log" >&2; die "pushpin did not start"; }
+        CUR_START_LINE="$(grep -m1 'listen=' "$log")"
+        CUR_PIDS="$("$PUSHPIN_SH" pids "$OUT/$name" | tr '\n' ' ')"
+        CUR_CHILD=""
     else
         # Our own environment must not configure the server (ringcast reads RINGCAST_*).
         env $(env | sed -n 's/^\(RINGCAST_[A-Z_]*\)=.*/-u \1/p') "${SERVER_PIN[@]}" $CUR_CMD >"$log" 2>&1 &
@@ -259,6 +285,8 @@ stop_server() {
     [[ -n "$CUR_SERVER" ]] || return 0
     if [[ "$CUR_SERVER" == nchan* ]]; then
         "$NCHAN_SH" stop "$OUT/$CUR_SERVER" >>"$CUR_LOG" 2>&1 || echo "peers.sh: could not stop $CUR_SERVER" >&2
+    elif [[ "$CUR_SERVER" == pushpin ]]; then
+        "$PUSHPIN_SH" stop "$OUT/pushpin" >>"$CUR_LOG" 2>&1 || echo "peers.sh: could not stop pushpin" >&2
     elif [[ -n "$CUR_CHILD" ]]; then
         local i
         kill -TERM "$CUR_CHILD" 2>/dev/null || true
@@ -321,6 +349,9 @@ fi
 if [[ ",$SERVERS," == *,nchan,* || ",$SERVERS," == *,nchan-tls,* ]]; then
     "$NCHAN_SH" install
 fi
+if [[ ",$SERVERS," == *,pushpin,* ]]; then
+    "$PUSHPIN_SH" install
+fi
 # One certificate for every TLS server of the run: ECDSA P-256 (what nginx and rustls
 # both sign fastest), for 127.0.0.1 and localhost, not a CA (rustls refuses a CA
 # certificate as a server's own).
@@ -361,6 +392,8 @@ json.dump({
     "rustc": run("rustc", "-V"),
     "nginx": run("/usr/sbin/nginx", "-v"),
     "nchan": run("dpkg-query", "-W", "-f", "${Version}", "libnginx-mod-nchan"),
+    "pushpin": run("dpkg-query", "-W", "-f", "${Version}", "pushpin"),
+    "condure": run("dpkg-query", "-W", "-f", "${Version}", "condure"),
     "ulimit_nofile": run("bash", "-c", "ulimit -Hn"),
 }, open(out, "w"), indent=2)
 PY
@@ -430,7 +463,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
             for p in $CUR_PIDS; do pid_args+=(--server-pid "$p"); done
             # shellcheck disable=SC2207
             lg_args=($(scenario_args "$scenario"))
-            lg_args+=(--target "$(target_of "$server")" --server "$(scheme_of "$server")://127.0.0.1:${PORT[$server]}"
+            mapfile -t url_args < <(target_args "$server" "${lg_args[0]}")
+            lg_args+=("${url_args[@]}" --server "$(scheme_of "$server")://127.0.0.1:${PORT[$server]}"
                 --src-ips "$SRC_IPS" "${pid_args[@]}" --json "$OUT/$base.json" --quiet)
             [[ "$server" != *-tls ]] || lg_args+=(--ca "$TLS_DIR/cert.pem")
             started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -449,7 +483,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
             ((rc == 0)) || { failed_runs=$((failed_runs + 1)); echo "peers.sh:   loadgen exit $rc (see $OUT/$base.log)"; }
             record scenario="$scenario" server="$server" rep="$rep" rc="$rc" \
                 json="$base.json" log="$base.log" server_log="$base.server.log" \
-                loadgen_cmd="target/release/loadgen ${lg_args[*]}" \
+                loadgen_cmd="target/release/loadgen $(printf '%q ' "${lg_args[@]}")" \
                 server_cmd="${CUR_CMD/#$ROOT\//}" server_start="$CUR_START_LINE" \
                 server_pids="$pids_used" started="$started" \
                 loadavg_before="$load_before" loadavg_after="$load_after" \

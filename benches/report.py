@@ -22,18 +22,20 @@ import gzip
 import json
 import re
 import shutil
+import shlex
 import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
-SERVERS = ["ringcast", "nchan", "axum", "floor"]
+SERVERS = ["ringcast", "nchan", "pushpin", "axum", "floor"]
 # ringcast on its epoll driver runs the admission scenario beside the peers; the other
-# tables compare the four servers above and leave it out (it shows in "Every run").
-ALL_SERVERS = ["ringcast", "ringcast-legacy", "ringcast-base", "nchan", "axum", "floor"]
+# tables compare the five servers above and leave it out (it shows in "Every run").
+ALL_SERVERS = ["ringcast", "ringcast-legacy", "ringcast-base", "nchan", "pushpin", "axum", "floor"]
 LABEL = {"ringcast": "ringcast", "ringcast-legacy": "ringcast --driver legacy",
-         "ringcast-base": "ringcast at --base", "nchan": "Nchan", "axum": "axum-ref", "floor": "floor"}
+         "ringcast-base": "ringcast at --base", "nchan": "Nchan", "pushpin": "Pushpin", "axum": "axum-ref",
+         "floor": "floor"}
 IDLE = [("idle-1k", "1,000"), ("idle-10k", "10,000"), ("idle-19k", "19,000")]
 FANOUT = [
     ("fanout-r100-64B", "100/s", "64 B"),
@@ -208,6 +210,10 @@ def section_environment(manifests, runs):
         f"| toolchain | {env.get('rustc', '?')}, monoio {env.get('monoio', '?')} |",
         f"| open files | {env.get('open_file_limit', '?')} per process |",
         f"| Nchan | {m0.get('nginx', '?')}, libnginx-mod-nchan {m0.get('nchan', '?')} |",
+    ]
+    if any(r["server"] == "pushpin" for r in runs):
+        lines.append(f"| Pushpin | pushpin {m0.get('pushpin', '?')}, condure {m0.get('condure', '?')} |")
+    lines += [
         f"| load average (1 min) around the runs | {min(loads):.2f} to {max(loads):.2f}, median {statistics.median(loads):.2f} |",
         f"| runs | {len(runs)} ({', '.join(sorted({str(m['reps']) for d, m in manifests if any(r['dir'] == d for r in runs)}))}"
         f" per scenario and server), {sum(1 for r in runs if r['rc'] != 0)} with a failed check |",
@@ -237,7 +243,8 @@ def section_memory(runs):
     present = {r["server"] for r in runs}
     out = ["### Memory per idle subscriber", "",
            "Server RSS once every subscriber is answered minus RSS before the first, over N "
-           "(`server.rss_per_connection_bytes`; Nchan: master and workers summed).", ""]
+           "(`server.rss_per_connection_bytes`; Nchan: master and workers summed; Pushpin: its "
+           "runner, condure, zurl, proxy, handler and the origin summed).", ""]
     out += header(present, ["subscribers"])
     for scenario, label in IDLE:
         by = cells(runs, scenario, "server.rss_per_connection_bytes")
@@ -486,7 +493,7 @@ def section_criterion(benches, criterion_dir):
 def section_reproduce(manifest, runs, results):
     scen = list(dict.fromkeys(r["scenario"] for r in runs))
     out = ["### Reproduce", "",
-           "Everything above, one command (builds, installs Nchan if missing, runs the "
+           "Everything above, one command (builds, installs Nchan and Pushpin if missing, runs the "
            "criterion benches and every scenario on every server, then rewrites this section):",
            "", "```sh", "benches/peers.sh" + (" --quick" if manifest["quick"] else ""), "```", "",
            "One table at a time (then `benches/report.py target/bench-results/<timestamp>`):", "",
@@ -500,14 +507,15 @@ def section_reproduce(manifest, runs, results):
            "```", "",
            "<details><summary>The exact loadgen command of every scenario and server</summary>", "",
            "Server pids and the JSON path differ per run; `$PIDS` stands for "
-           "`--server-pid` of each server process (Nchan: master and workers).", "", "```sh"]
+           "`--server-pid` of each server process (Nchan: master and workers; Pushpin: "
+           "its processes and the origin).", "", "```sh"]
     seen = set()
     for r in runs:
         key = (r["scenario"], r["server"])
         if key in seen:
             continue
         seen.add(key)
-        args = r["loadgen_cmd"].split()
+        args = shlex.split(r["loadgen_cmd"])
         clean, skip = [], False
         for a in args:
             if skip:
@@ -520,7 +528,8 @@ def section_reproduce(manifest, runs, results):
                 continue
             clean.append(a)
         out.append(f"# {r['scenario']} on {LABEL[r['server']]} (server: {local(r['server_cmd'])})")
-        out.append(" ".join(clean) + f" --json {r['scenario']}.{r['server']}.json")
+        out.append(" ".join(a if a == "$PIDS" else shlex.quote(a) for a in clean)
+                   + f" --json {r['scenario']}.{r['server']}.json")
     out += ["```", "", "</details>"]
     if scen:
         out += ["", f"Raw reports: `{results}` (loadgen JSON per run, `runs.jsonl`, `manifest.json`)."]
@@ -575,7 +584,7 @@ def generate(dirs, criterion_dir):
 def local(command):
     """A command line with this checkout's path and the run's results directory taken out."""
     command = command.replace(str(ROOT) + "/", "")
-    return re.sub(r"(nchan\.sh start \d+) \S+", r"\1 $RESULTS/nchan", command)
+    return re.sub(r"((nchan|pushpin)\.sh start \d+) \S+", r"\1 $RESULTS/\2", command)
 
 
 def shown_path(path):
