@@ -1,5 +1,6 @@
-//! Encoding one event into its SSE frame: ringcast's two-step `Draft` against a naive
-//! encoder that formats every line with `format!`, one criterion group per payload.
+//! Encoding one event into its SSE frame, as one chunk of the chunked body: ringcast's
+//! two-step `Draft` against a naive encoder that formats every line with `format!`, one
+//! criterion group per payload.
 //!
 //! Both sides produce the same bytes (checked outside the timed part); each timed
 //! closure asserts the frame's length. Throughput is the payload's bytes.
@@ -15,7 +16,8 @@ use ringcast::broadcast::frame::Draft;
 /// A realistic id: ringcast seeds its sequence from the clock (16 digits).
 const ID: u64 = 1_795_290_326_632_788;
 
-/// What a user would write first: a `String` built with one `format!` per line. It
+/// What a user would write first: a `String` built with one `format!` per line, then
+/// wrapped in its chunk (the body is chunked, one chunk per frame) by one more. It
 /// splits on LF only, which is enough for the payloads here (they hold no CR).
 fn naive(id: u64, data: &str) -> Vec<u8> {
     let mut frame = format!("id: {id}\n");
@@ -27,7 +29,7 @@ fn naive(id: u64, data: &str) -> Vec<u8> {
         }
     }
     frame.push('\n');
-    frame.into_bytes()
+    format!("{:x}\r\n{frame}\r\n", frame.len()).into_bytes()
 }
 
 fn ringcast(id: u64, data: &[u8]) -> bytes::Bytes {
