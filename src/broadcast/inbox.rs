@@ -91,9 +91,15 @@ impl Inbox {
     pub fn notify(&self) -> bool {
         // Only the first push the worker has not taken yet stamps the wait. Stamp, then
         // flag: whoever flags after a take wakes the worker, whose next take clears both.
-        let _ =
-            self.waiting_since
-                .compare_exchange(0, now_us(), Ordering::AcqRel, Ordering::Relaxed);
+        // The load first: the pushes after the first skip the clock read.
+        if self.waiting_since.load(Ordering::Acquire) == 0 {
+            let _ = self.waiting_since.compare_exchange(
+                0,
+                now_us(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
         if self.notified.swap(true, Ordering::AcqRel) {
             return false;
         }
@@ -265,6 +271,14 @@ mod tests {
         assert_eq!((inbox.events(), inbox.heavy()), (1, 1));
         inbox.pop();
         assert_eq!((inbox.events(), inbox.heavy()), (0, 0));
+        // The first push after the drain began stamps again.
+        inbox.push(batch(3));
+        inbox.notify();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            inbox.waiting() >= Duration::from_millis(5),
+            "stamped again after the drain"
+        );
     }
 
     #[test]
