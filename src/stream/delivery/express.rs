@@ -17,9 +17,10 @@
 
 use super::*;
 
-/// Frames one express pass may queue: a quarter of [`FANOUT_BUDGET`]. The publish gate keeps at most twice half a queue bound of events to
-/// narrow topics in an inbox (`Shared::publish_capacity`), so this takes 32 events to
-/// topics of 64 subscribers, and 2,048 to topics of one.
+/// Frames one express pass may queue: a quarter of [`FANOUT_BUDGET`], that is 32 events
+/// to topics of 64 subscribers, or 2,048 to topics of one. The publish gate keeps up to
+/// a queue bound (`--max-queued-frames`) of events to narrow topics in an inbox
+/// (`Shared::publish_capacity`).
 const EXPRESS_BUDGET: usize = FANOUT_BUDGET / 4;
 
 impl Fanout {

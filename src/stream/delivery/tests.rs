@@ -14,6 +14,17 @@ pub(super) const LIMITS: Bound = Bound {
     held_after: 10,
 };
 
+/// [`LIMITS`] with room for every frame a fan-out test queues: nobody is evicted.
+pub(super) const ROOMY: Bound = Bound {
+    frames: 1 << 20,
+    ..LIMITS
+};
+
+/// The worker's writes, over an epoll plane (the tests' connections have no socket).
+pub(super) fn writes() -> Writes {
+    Writes::new(crate::stream::plane::Plane::epoll().expect("epoll"))
+}
+
 pub(super) fn setup(n: usize) -> (Hub, Slab<Conn>) {
     let (mut hub, mut conns) = (Hub::default(), Slab::new());
     for _ in 0..n {
@@ -135,7 +146,7 @@ fn dirty_connections_are_listed_once_with_the_time_they_began_to_wait() {
 fn a_backlog_left_for_the_next_turn_shows_in_the_inboxs_wait() {
     // One event costs the whole turn's budget; the second waits for the next turn.
     let (hub, mut conns) = setup(FANOUT_BUDGET);
-    let mut writes = Writes::new(crate::stream::plane::Plane::epoll().expect("epoll"));
+    let mut writes = writes();
     let inbox = Inbox::default();
     let published_at = Instant::now() - Duration::from_millis(300);
     for id in 1..=2 {
@@ -152,12 +163,8 @@ fn a_backlog_left_for_the_next_turn_shows_in_the_inboxs_wait() {
         };
         inbox.push(Arc::new(batch));
     }
-    let bound = Bound {
-        frames: 1 << 20,
-        ..LIMITS
-    };
     let mut fanout = Fanout::default();
-    let queued = fanout.run(&inbox, &hub, &mut conns, &mut writes, &bound);
+    let queued = fanout.run(&inbox, &hub, &mut conns, &mut writes, &ROOMY);
     assert_eq!(queued, FANOUT_BUDGET as u64);
     assert!(fanout.pending(&inbox));
     assert!(
@@ -165,7 +172,7 @@ fn a_backlog_left_for_the_next_turn_shows_in_the_inboxs_wait() {
         "the event left over was published 300 ms ago: {:?}",
         inbox.waiting()
     );
-    fanout.run(&inbox, &hub, &mut conns, &mut writes, &bound);
+    fanout.run(&inbox, &hub, &mut conns, &mut writes, &ROOMY);
     assert!(!fanout.pending(&inbox));
     assert_eq!(inbox.waiting(), Duration::ZERO, "caught up");
 }

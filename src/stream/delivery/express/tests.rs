@@ -2,8 +2,7 @@
 //! and the express pass behind a batch left over; on connections with no socket.
 
 use super::*;
-use crate::stream::delivery::tests::{setup, LIMITS};
-use crate::stream::Writes;
+use crate::stream::delivery::tests::{setup, writes, LIMITS, ROOMY};
 use smallvec::smallvec;
 
 /// A batch of one event `id` to `topic`, with frame `data: {id}`.
@@ -17,6 +16,16 @@ fn batch_to(id: u64, topic: &str, heavy: bool) -> Arc<Batch> {
         published_at: Instant::now(),
         heavy,
         notice: None,
+    })
+}
+
+/// A batch with no event and the notice `: notice` to every subscriber.
+fn notice_to_all() -> Arc<Batch> {
+    Arc::new(Batch {
+        events: Vec::new(),
+        published_at: Instant::now(),
+        heavy: false,
+        notice: Some((None, Bytes::from_static(b": notice\n\n"))),
     })
 }
 
@@ -50,10 +59,6 @@ fn between_flush_groups_narrow_batches_go_out_and_pass_a_wide_one_only_where_it_
     let mut dirty = DirtyList::default();
     let inbox = Inbox::default();
     let mut fanout = Fanout::default();
-    let bound = Bound {
-        frames: 1 << 20,
-        ..LIMITS
-    };
 
     // Two narrow batches, then a wide one, then two more narrow ones: the first two go
     // in order; event 4 passes the wide event 3, whose topic its subscriber does not
@@ -67,20 +72,20 @@ fn between_flush_groups_narrow_batches_go_out_and_pass_a_wide_one_only_where_it_
     ] {
         inbox.push(batch);
     }
-    let queued = fanout.run_narrow(&inbox, &hub, &mut conns, &mut dirty, &bound);
+    let queued = fanout.run_narrow(&inbox, &hub, &mut conns, &mut dirty, &ROOMY);
     assert_eq!(queued, 5, "1, 2 twice, 4, 5 once");
     assert_eq!(frames(&conns[n as usize]), [b"data: 1\n\n", b"data: 4\n\n"]);
     assert_eq!(frames(&conns[m as usize]), [b"data: 2\n\n", b"data: 5\n\n"]);
     assert_eq!(frames(&conns[both as usize]), [b"data: 2\n\n"]);
     assert!(frames(&conns[0]).is_empty(), "the wide topic's event waits");
     assert_eq!(
-        fanout.run_narrow(&inbox, &hub, &mut conns, &mut dirty, &bound),
+        fanout.run_narrow(&inbox, &hub, &mut conns, &mut dirty, &ROOMY),
         0,
         "nothing new"
     );
 
-    let mut writes = Writes::new(crate::stream::plane::Plane::epoll().expect("epoll"));
-    fanout.run(&inbox, &hub, &mut conns, &mut writes, &bound);
+    let mut writes = writes();
+    fanout.run(&inbox, &hub, &mut conns, &mut writes, &ROOMY);
     assert!(!fanout.pending(&inbox));
     assert_eq!((inbox.events(), inbox.heavy(), inbox.narrow()), (0, 0, 0));
     assert_eq!(frames(&conns[0]), [b"data: 3\n\n"]);
@@ -100,7 +105,7 @@ fn a_narrow_event_behind_a_fan_out_left_over_goes_out_between_flush_groups_in_or
     let alone = subscriber(&mut hub, &mut conns, "n");
     let both = subscriber_on(&mut hub, &mut conns, &["n", "t"]);
     let after = subscriber(&mut hub, &mut conns, "m");
-    let mut writes = Writes::new(crate::stream::plane::Plane::epoll().expect("epoll"));
+    let mut writes = writes();
     let inbox = Inbox::default();
     for batch in [
         batch_to(1, "t", true),
@@ -110,14 +115,10 @@ fn a_narrow_event_behind_a_fan_out_left_over_goes_out_between_flush_groups_in_or
     ] {
         inbox.push(batch);
     }
-    let bound = Bound {
-        frames: 1 << 20,
-        ..LIMITS
-    };
     let mut fanout = Fanout::default();
-    fanout.run(&inbox, &hub, &mut conns, &mut writes, &bound);
+    fanout.run(&inbox, &hub, &mut conns, &mut writes, &ROOMY);
     // Between two groups of the flush:
-    fanout.run_narrow(&inbox, &hub, &mut conns, writes.dirty(), &bound);
+    fanout.run_narrow(&inbox, &hub, &mut conns, writes.dirty(), &ROOMY);
     assert!(fanout.pending(&inbox), "event 2 waits for the next turn");
     assert_eq!(
         frames(&conns[alone as usize]),
@@ -140,7 +141,7 @@ fn a_narrow_event_behind_a_fan_out_left_over_goes_out_between_flush_groups_in_or
     assert_eq!((inbox.events(), inbox.heavy()), (1, 0));
 
     for _ in 0..3 {
-        fanout.run(&inbox, &hub, &mut conns, &mut writes, &bound);
+        fanout.run(&inbox, &hub, &mut conns, &mut writes, &ROOMY);
     }
     assert!(!fanout.pending(&inbox));
     assert_eq!((inbox.events(), inbox.heavy()), (0, 0));
@@ -157,7 +158,7 @@ fn nothing_passes_a_notice_or_an_earlier_event_to_its_topic() {
     let (mut hub, mut conns) = setup(FANOUT_BUDGET);
     let first = subscriber(&mut hub, &mut conns, "n");
     let second = subscriber(&mut hub, &mut conns, "m");
-    let mut writes = Writes::new(crate::stream::plane::Plane::epoll().expect("epoll"));
+    let mut writes = writes();
     let inbox = Inbox::default();
     inbox.push(batch_to(1, "t", true));
     inbox.push(batch_to(2, "t", true));
@@ -175,25 +176,16 @@ fn nothing_passes_a_notice_or_an_earlier_event_to_its_topic() {
     }));
     inbox.push(batch_to(4, "n", false));
     // A notice to every subscriber; event 5 must not pass it.
-    inbox.push(Arc::new(Batch {
-        events: Vec::new(),
-        published_at: Instant::now(),
-        heavy: false,
-        notice: Some((None, Bytes::from_static(b": notice\n\n"))),
-    }));
+    inbox.push(notice_to_all());
     inbox.push(batch_to(5, "m", false));
-    let bound = Bound {
-        frames: 1 << 20,
-        ..LIMITS
-    };
     let mut fanout = Fanout::default();
-    fanout.run(&inbox, &hub, &mut conns, &mut writes, &bound);
+    fanout.run(&inbox, &hub, &mut conns, &mut writes, &ROOMY);
     // Between two groups of the flush:
-    fanout.run_narrow(&inbox, &hub, &mut conns, writes.dirty(), &bound);
+    fanout.run_narrow(&inbox, &hub, &mut conns, writes.dirty(), &ROOMY);
     assert!(frames(&conns[first as usize]).is_empty());
     assert!(frames(&conns[second as usize]).is_empty());
     for _ in 0..4 {
-        fanout.run(&inbox, &hub, &mut conns, &mut writes, &bound);
+        fanout.run(&inbox, &hub, &mut conns, &mut writes, &ROOMY);
     }
     assert!(!fanout.pending(&inbox));
     assert_eq!(
@@ -229,12 +221,7 @@ fn a_notice_at_the_head_waits_for_the_turn_and_nothing_passes_it() {
     let n = subscriber(&mut hub, &mut conns, "n");
     let (inbox, mut dirty, mut fanout) =
         (Inbox::default(), DirtyList::default(), Fanout::default());
-    inbox.push(Arc::new(Batch {
-        events: Vec::new(),
-        published_at: Instant::now(),
-        heavy: false,
-        notice: Some((None, Bytes::from_static(b": notice\n\n"))),
-    }));
+    inbox.push(notice_to_all());
     inbox.push(batch_to(2, "n", false));
     assert_eq!(
         fanout.run_narrow(&inbox, &hub, &mut conns, &mut dirty, &LIMITS),
@@ -242,7 +229,7 @@ fn a_notice_at_the_head_waits_for_the_turn_and_nothing_passes_it() {
     );
     assert!(frames(&conns[n as usize]).is_empty());
 
-    let mut writes = Writes::new(crate::stream::plane::Plane::epoll().expect("epoll"));
+    let mut writes = writes();
     fanout.run(&inbox, &hub, &mut conns, &mut writes, &LIMITS);
     assert!(!fanout.pending(&inbox));
     assert_eq!(
